@@ -1,0 +1,44 @@
+// Typed operating errors: what users and networks do wrong. Each has a stable code (part of the
+// wire protocol and the CLI's --json output) and a human message.
+
+export const ERROR_CODES = [
+  'invalid-argument', // malformed request: bad key, bad compare target, bad option
+  'key-too-large',
+  'value-too-large',
+  'too-large', // a txn or request over its total size limit
+  'reserved-key', // a write under /_coordvol/
+  'future-rev', // a read at a rev above the readRev
+  'compacted', // a read or watch below the volume's compactRev
+  'not-found', // a range or get asked to fail on absence (not used for plain gets)
+  'volfile-invalid', // a volfile line that does not parse or validate
+  'store-invalid', // a data directory that is corrupt, foreign or of another volume
+  'fenced', // a request of an epoch older than the brick's promise
+  'lock-refused', // a lock request the brick will not grant
+  'no-quorum',
+  'indeterminate', // a write whose outcome is unknown
+  'closed', // the volume or translator is shut down
+  'timeout',
+  'behind', // a serializable read the brick could not serve by its deadline
+  'internal',
+] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+export class CoordError extends Error {
+  override name = 'CoordError';
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly details: Readonly<Record<string, unknown>> = {},
+  ) {
+    super(message);
+  }
+  toJSON(): { code: ErrorCode; message: string; details: Readonly<Record<string, unknown>> } {
+    return { code: this.code, message: this.message, details: this.details };
+  }
+}
+
+export const isCoordError = (e: unknown): e is CoordError => e instanceof CoordError;
+
+export function coordError(code: ErrorCode, message: string, details?: Record<string, unknown>): CoordError {
+  return new CoordError(code, message, details);
+}
