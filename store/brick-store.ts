@@ -64,6 +64,7 @@ export class BrickStore {
   private compacting: Promise<void> | undefined;
   private exportsRunning = 0;
   private closed = false;
+  private readonly closeHooks: (() => void)[] = [];
 
   private constructor(readonly engine: StorageEngine, meta: Meta, opts: BrickStoreOptions) {
     this.identity = meta.identity;
@@ -525,11 +526,20 @@ export class BrickStore {
     };
   }
 
+  /** Runs `f` after the store has closed (releases the directory lock). */
+  onClose(f: () => void): void {
+    this.closeHooks.push(f);
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.compacting;
-    await this.engine.close();
+    try {
+      await this.compacting;
+      await this.engine.close();
+    } finally {
+      for (const f of this.closeHooks.splice(0)) f();
+    }
   }
 }
 

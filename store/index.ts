@@ -1,9 +1,11 @@
 // store/: the brick's storage engine. Opening a brick checks that the directory holds this
 // volume's brick, an empty store, or refuses (corrupt, foreign LMDB, another volume).
+import { mkdirSync } from 'node:fs';
 import { coordError } from '../src/common/errors.js';
 import { BrickStore, type BrickStoreOptions } from './brick-store.js';
 import type { StorageEngine } from './engine.js';
 import { brickIdOf, configDiff, volumeIdOf } from './identity.js';
+import { lockDir } from './dir-lock.js';
 import { LmdbEngine } from './lmdb-engine.js';
 import { MemoryEngine } from './memory-engine.js';
 import type { VolumeConfig } from './types.js';
@@ -41,7 +43,6 @@ export async function openBrick(engine: StorageEngine, opts: OpenBrickOptions): 
     store = await BrickStore.create(engine, { volumeId, brickId, volumeName: opts.config.volumeName }, opts.config, opts);
   }
   if (store.identity.volumeId !== volumeId) {
-    await engine.close();
     const diff = configDiff(store.config, opts.config);
     throw coordError('store-invalid', `the brick belongs to volume ${store.identity.volumeId}, the volfile describes ${volumeId}${diff.length ? ` (${diff.join('; ')})` : ''}`, {
       brickVolumeId: store.identity.volumeId,
@@ -49,7 +50,6 @@ export async function openBrick(engine: StorageEngine, opts: OpenBrickOptions): 
     });
   }
   if (store.identity.brickId !== brickId) {
-    await engine.close();
     throw coordError('store-invalid', `the brick is ${store.identity.brickId}, the volfile names ${opts.brick} (${brickId})`);
   }
   return store;
@@ -57,13 +57,23 @@ export async function openBrick(engine: StorageEngine, opts: OpenBrickOptions): 
 
 /** Opens a brick on LMDB in `dir`, refusing a corrupt or foreign LMDB environment. */
 export async function openLmdbBrick(opts: OpenBrickOptions & { readonly dir: string; readonly fsync?: boolean }): Promise<BrickStore> {
-  const engine = LmdbEngine.open({ dir: opts.dir, ...(opts.fsync !== undefined ? { fsync: opts.fsync } : {}) });
-  const foreign = engine.subDatabaseNames().filter((n) => !OWN_TABLES.has(n));
-  if (foreign.length > 0) {
-    await engine.close();
-    throw coordError('store-invalid', `${opts.dir} holds an LMDB environment that is not a coordvol brick (found ${foreign.slice(0, 5).join(', ')})`, { dir: opts.dir });
+  mkdirSync(opts.dir, { recursive: true });
+  const lock = lockDir(opts.dir);
+  let engine: LmdbEngine | undefined;
+  try {
+    engine = LmdbEngine.open({ dir: opts.dir, ...(opts.fsync !== undefined ? { fsync: opts.fsync } : {}) });
+    const foreign = engine.subDatabaseNames().filter((n) => !OWN_TABLES.has(n));
+    if (foreign.length > 0) {
+      throw coordError('store-invalid', `${opts.dir} holds an LMDB environment that is not a coordvol brick (found ${foreign.slice(0, 5).join(', ')})`, { dir: opts.dir });
+    }
+    const store = await openBrick(engine, opts);
+    store.onClose(() => lock.release());
+    return store;
+  } catch (e) {
+    await engine?.close().catch(() => undefined);
+    lock.release();
+    throw e;
   }
-  return openBrick(engine, opts);
 }
 
 export async function openMemoryBrick(opts: OpenBrickOptions): Promise<BrickStore> {

@@ -22,6 +22,7 @@ export class LmdbEngine implements StorageEngine {
   readonly kind = 'lmdb' as const;
   private readonly root: RootDatabase;
   private readonly dbs: Map<TableName, Database<unknown, TableKey>>;
+  private closed = false;
 
   private constructor(root: RootDatabase, dbs: Map<TableName, Database<unknown, TableKey>>) {
     this.root = root;
@@ -88,6 +89,8 @@ export class LmdbEngine implements StorageEngine {
   }
 
   async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
     await this.root.flushed;
     await this.root.close();
   }

@@ -1,0 +1,122 @@
+// Client operations and their results (DESIGN §3). They live here because the holder evaluates
+// them (replication/evaluate.ts); translators and the client library re-export them.
+import type { Rev } from '../src/common/ids.js';
+import type { KeyValue } from '../store/types.js';
+
+export type { KeyValue } from '../store/types.js';
+
+export type Consistency = 'linearizable' | 'serializable';
+
+export interface ReadOptions {
+  /** Read as of this rev (must be in [compactRev, readRev]); default: the read rev. */
+  readonly rev?: Rev;
+  readonly consistency?: Consistency;
+  /** Serializable reads: the highest rev the client has seen (never go back in time). */
+  readonly minRev?: Rev;
+}
+
+export interface GetArgs extends ReadOptions {
+  readonly key: string;
+}
+export interface GetResult {
+  readonly rev: Rev;
+  readonly kv: KeyValue | undefined;
+}
+
+/** A key selection: one key, a prefix, or a half-open range [start, end) (end omitted: to the last key). */
+export type KeySelector =
+  | { readonly key: string; readonly prefix?: undefined; readonly start?: undefined; readonly end?: undefined }
+  | { readonly prefix: string; readonly key?: undefined; readonly start?: undefined; readonly end?: undefined }
+  | { readonly start: string; readonly end?: string; readonly key?: undefined; readonly prefix?: undefined };
+
+export interface RangeQuery {
+  readonly limit?: number;
+  readonly keysOnly?: boolean;
+  readonly countOnly?: boolean;
+  /** List the direct children of a path, like ZooKeeper's getChildren (requires a prefix). */
+  readonly children?: boolean;
+}
+
+export type RangeArgs = KeySelector & RangeQuery & ReadOptions;
+
+export interface RangeResult {
+  readonly rev: Rev;
+  readonly kvs: readonly KeyValue[];
+  /** Keys in the whole range, regardless of limit. */
+  readonly count: number;
+  /** More keys exist beyond `limit`. */
+  readonly more: boolean;
+  /** With `children`: the distinct next path segments below the prefix, sorted. */
+  readonly children?: readonly string[];
+}
+
+export interface PutArgs {
+  readonly key: string;
+  readonly value: Uint8Array;
+  readonly prevKv?: boolean;
+}
+export interface PutResult {
+  readonly rev: Rev;
+  readonly key: string;
+  readonly prevKv?: KeyValue | undefined;
+}
+
+export type DeleteArgs = KeySelector & { readonly prevKv?: boolean };
+export interface DeleteResult {
+  readonly rev: Rev;
+  readonly deleted: number;
+  readonly prevKvs?: readonly KeyValue[];
+}
+
+export type CompareTarget = 'value' | 'version' | 'createRev' | 'modRev' | 'exists';
+export type CompareOp = '=' | '!=' | '<' | '>';
+export type Compare =
+  | { readonly key: string; readonly target: 'value'; readonly op: CompareOp; readonly value: Uint8Array }
+  | { readonly key: string; readonly target: 'version' | 'createRev' | 'modRev'; readonly op: CompareOp; readonly value: number }
+  | { readonly key: string; readonly target: 'exists'; readonly op: '=' | '!='; readonly value: boolean };
+
+export type TxnOp =
+  | ({ readonly op: 'put' } & PutArgs)
+  | ({ readonly op: 'delete' } & DeleteArgs)
+  | ({ readonly op: 'get'; readonly key: string })
+  | ({ readonly op: 'range' } & KeySelector & RangeQuery);
+
+export type TxnOpResult =
+  | ({ readonly op: 'put' } & Omit<PutResult, 'rev'>)
+  | ({ readonly op: 'delete' } & Omit<DeleteResult, 'rev'>)
+  | ({ readonly op: 'get'; readonly kv: KeyValue | undefined })
+  | ({ readonly op: 'range' } & Omit<RangeResult, 'rev'>);
+
+export interface TxnArgs {
+  readonly compare: readonly Compare[];
+  readonly success: readonly TxnOp[];
+  readonly failure: readonly TxnOp[];
+}
+export interface TxnResult {
+  /** The rev the txn wrote at, or the rev it was evaluated at if it wrote nothing. */
+  readonly rev: Rev;
+  readonly succeeded: boolean;
+  readonly results: readonly TxnOpResult[];
+}
+
+export interface CompactArgs {
+  readonly rev: Rev;
+}
+export interface CompactResult {
+  /** The rev of the compact entry itself. */
+  readonly rev: Rev;
+  readonly compactRev: Rev;
+}
+
+/** A write the holder evaluates into one log entry. */
+export type WriteOp =
+  | { readonly type: 'put'; readonly args: PutArgs }
+  | { readonly type: 'delete'; readonly args: DeleteArgs }
+  | { readonly type: 'txn'; readonly args: TxnArgs }
+  | { readonly type: 'compact'; readonly args: CompactArgs };
+
+export type WriteResult =
+  | { readonly type: 'put'; readonly result: PutResult }
+  | { readonly type: 'delete'; readonly result: DeleteResult }
+  | { readonly type: 'txn'; readonly result: TxnResult }
+  | { readonly type: 'compact'; readonly result: CompactResult };

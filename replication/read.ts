@@ -1,0 +1,51 @@
+// Range and get semantics (DESIGN §3), written once over a StateView: bricks serve plain reads
+// with it, the holder evaluates reads inside txns with it.
+import { compareKeys } from '../src/common/keys.js';
+import { rangeLimitDefault } from '../src/common/limits.js';
+import type { Rev } from '../src/common/ids.js';
+import type { KeyRecord, KeyValue } from '../store/types.js';
+import type { KeySelector, RangeQuery, RangeResult } from './ops.js';
+import type { StateView } from './state-view.js';
+import { selectorRange } from './validate.js';
+
+export function toKeyValue(key: string, r: KeyRecord, keysOnly = false): KeyValue {
+  const base = { key, createRev: r.createRev, modRev: r.modRev, version: r.version, session: r.session };
+  return keysOnly ? base : { ...base, value: r.value };
+}
+
+export function readGet(view: StateView, key: string): KeyValue | undefined {
+  const r = view.get(key);
+  return r ? toKeyValue(key, r) : undefined;
+}
+
+export function readRange(view: StateView, q: KeySelector & RangeQuery, rev: Rev): RangeResult {
+  const range = selectorRange(q);
+  if (q.children) return readChildren(view, q.prefix as string, range.start, range.end, q.limit, rev);
+  const limit = q.limit ?? rangeLimitDefault;
+  const kvs: KeyValue[] = [];
+  let count = 0;
+  for (const { key, record } of view.scan(range)) {
+    if (!q.countOnly && kvs.length < limit) kvs.push(toKeyValue(key, record, q.keysOnly === true));
+    count++;
+  }
+  return { rev, kvs, count, more: count > kvs.length && !q.countOnly };
+}
+
+/**
+ * Direct children of a path (ZooKeeper getChildren): the distinct first segments of the keys
+ * below `prefix`. A segment ends at the next '/'. Segments are not contiguous in key order
+ * ('/a/b-c' sorts between '/a/b' and '/a/b/x'), hence the set.
+ */
+function readChildren(view: StateView, prefix: string, start: string, end: string | undefined, limit: number | undefined, rev: Rev): RangeResult {
+  const names = new Set<string>();
+  for (const { key } of view.scan({ start, end })) {
+    const rest = key.slice(prefix.length);
+    if (rest.length === 0) continue;
+    const cut = rest.indexOf('/');
+    names.add(cut < 0 ? rest : rest.slice(0, cut));
+  }
+  const all = [...names].sort(compareKeys);
+  const max = limit ?? rangeLimitDefault;
+  const children = all.slice(0, max);
+  return { rev, kvs: [], count: all.length, more: all.length > children.length, children };
+}

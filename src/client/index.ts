@@ -1,0 +1,11 @@
+// The public API of coordvol's client library: one entry module (STYLE §8).
+export { openVolume, type OpenVolumeOptions, type EmbeddedVolume } from './embedded.js';
+export type { Volume, ReadOpts, RangeOpts } from './volume.js';
+export { json, msgpack, text } from './codec.js';
+export { CoordError, isCoordError, ERROR_CODES, type ErrorCode } from '../common/errors.js';
+export type { Rev, Epoch, SessionId, VolumeId, BrickId } from '../common/ids.js';
+export type {
+  GetResult, RangeResult, PutResult, DeleteResult, TxnResult, TxnOp, TxnOpResult, Compare, CompareTarget, CompareOp,
+  CompactResult, KeyValue, KeySelector, RangeQuery, Consistency, StatusResult, VolumeStatus, BrickStatus,
+  TranslatorDump, ProfileEntry, FopStats,
+} from '../../translators/fops.js';

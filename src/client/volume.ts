@@ -1,0 +1,112 @@
+// The Volume interface: what a daemon or a tool does with the store, the same whether the volume
+// runs in-process (openVolume) or, with the network surfaces, on remote masters.
+import { asRev, type Rev } from '../common/ids.js';
+import type {
+  CompactResult, Compare, DeleteResult, FopContext, FopName, FopArgs, FopResult, GetResult, KeySelector,
+  ProfileEntry, PutResult, RangeQuery, RangeResult, StatusResult, TranslatorDump, TxnOp, TxnResult, Consistency,
+} from '../../translators/fops.js';
+import { toBytes } from './codec.js';
+
+export interface ReadOpts {
+  /** Read as of an older rev still in history. */
+  readonly rev?: number;
+  /** Default linearizable; serializable reads never go back in time for this client. */
+  readonly consistency?: Consistency;
+}
+
+export type RangeOpts = KeySelector & RangeQuery & ReadOpts;
+
+export interface Volume {
+  get(key: string, opts?: ReadOpts): Promise<GetResult>;
+  /** A prefix (string) or a selector with options. */
+  range(q: string | RangeOpts): Promise<RangeResult>;
+  put(key: string, value: Uint8Array | string, opts?: { readonly prevKv?: boolean }): Promise<PutResult>;
+  /** One key (string) or a selector (prefix, or [start, end)). */
+  delete(q: string | KeySelector, opts?: { readonly prevKv?: boolean }): Promise<DeleteResult>;
+  txn(t: { readonly compare?: readonly Compare[]; readonly success?: readonly TxnOp[]; readonly failure?: readonly TxnOp[] }): Promise<TxnResult>;
+  compact(rev: number): Promise<CompactResult>;
+  status(): Promise<StatusResult>;
+  statedump(): Promise<readonly TranslatorDump[]>;
+  profile(): Promise<readonly ProfileEntry[]>;
+  /** The highest rev this client has seen (its serializable reads never go below it). */
+  readonly seenRev: Rev;
+  close(): Promise<void>;
+}
+
+/** How a Volume reaches the top of a graph: in-process, or through protocol/client later. */
+export type FopCaller = <F extends FopName>(fop: F, ctx: FopContext, args: FopArgs<F>) => Promise<FopResult<F>>;
+
+/** A Volume over any fop caller. Tracks the revs it sees, for monotonic serializable reads. */
+export class FopVolume implements Volume {
+  private seen = 0;
+
+  constructor(
+    private readonly caller: FopCaller,
+    private readonly onClose: () => Promise<void>,
+    private readonly timeoutMs = 10_000,
+  ) {}
+
+  get seenRev(): Rev {
+    return asRev(this.seen);
+  }
+
+  private ctx(): FopContext {
+    return { deadlineMs: performance.now() + this.timeoutMs };
+  }
+
+  private saw<T extends { readonly rev: Rev }>(r: T): T {
+    if (r.rev > this.seen) this.seen = r.rev;
+    return r;
+  }
+
+  private readOpts(o: ReadOpts | undefined): { rev?: Rev; consistency?: Consistency; minRev?: Rev } {
+    const out: { rev?: Rev; consistency?: Consistency; minRev?: Rev } = {};
+    if (o?.rev !== undefined) out.rev = asRev(o.rev);
+    if (o?.consistency !== undefined) out.consistency = o.consistency;
+    if (o?.consistency === 'serializable') out.minRev = asRev(this.seen);
+    return out;
+  }
+
+  async get(key: string, opts?: ReadOpts): Promise<GetResult> {
+    return this.saw(await this.caller('get', this.ctx(), { key, ...this.readOpts(opts) }));
+  }
+
+  async range(q: string | RangeOpts): Promise<RangeResult> {
+    const sel: RangeOpts = typeof q === 'string' ? { prefix: q } : q;
+    const { rev: _rev, consistency: _c, ...rest } = sel;
+    return this.saw(await this.caller('range', this.ctx(), { ...rest, ...this.readOpts(sel) } as FopArgs<'range'>));
+  }
+
+  async put(key: string, value: Uint8Array | string, opts?: { readonly prevKv?: boolean }): Promise<PutResult> {
+    return this.saw(await this.caller('put', this.ctx(), { key, value: toBytes(value), ...(opts?.prevKv ? { prevKv: true } : {}) }));
+  }
+
+  async delete(q: string | KeySelector, opts?: { readonly prevKv?: boolean }): Promise<DeleteResult> {
+    const sel: KeySelector = typeof q === 'string' ? { key: q } : q;
+    return this.saw(await this.caller('delete', this.ctx(), { ...sel, ...(opts?.prevKv ? { prevKv: true } : {}) }));
+  }
+
+  async txn(t: { readonly compare?: readonly Compare[]; readonly success?: readonly TxnOp[]; readonly failure?: readonly TxnOp[] }): Promise<TxnResult> {
+    return this.saw(await this.caller('txn', this.ctx(), { compare: t.compare ?? [], success: t.success ?? [], failure: t.failure ?? [] }));
+  }
+
+  async compact(rev: number): Promise<CompactResult> {
+    return this.saw(await this.caller('compact', this.ctx(), { rev: asRev(rev) }));
+  }
+
+  status(): Promise<StatusResult> {
+    return this.caller('status', this.ctx(), {});
+  }
+
+  statedump(): Promise<readonly TranslatorDump[]> {
+    return this.caller('statedump', this.ctx(), {});
+  }
+
+  profile(): Promise<readonly ProfileEntry[]> {
+    return this.caller('profile', this.ctx(), {});
+  }
+
+  close(): Promise<void> {
+    return this.onClose();
+  }
+}

@@ -1,0 +1,269 @@
+// cluster/replicate: the thin adapter over replication/ (DESIGN §2, §4). It takes the volume lock
+// on its bricks, runs the Holder state machine, and carries out its outputs: appends wound to
+// each brick's subvolume, replies to the callers waiting on writes. Reads are served from the
+// local brick at the read rev. This issue's volume has one brick: the holder's own.
+import { hostname } from 'node:os';
+import { assert, unreachable } from '../../src/common/assert.js';
+import { coordError, isCoordError, type CoordError } from '../../src/common/errors.js';
+import { asEpoch, type Rev } from '../../src/common/ids.js';
+import { Holder, type AppendMessage, type HolderOutput } from '../../replication/holder.js';
+import type { WriteOp, WriteResult } from '../../replication/ops.js';
+import { checkCompactArgs, checkDeleteArgs, checkPutArgs, checkRangeArgs, checkTxnArgs, checkGetArgs } from '../../replication/validate.js';
+import type { FopContext, GetArgs, RangeArgs, VolumeStatus } from '../fops.js';
+import type { OptionSchema, OptionValues } from '../options.js';
+import { StorageTranslator } from '../storage/brick.js';
+import { Translator, type TranslatorClass, type TranslatorSpec } from '../translator.js';
+
+const options = {
+  'holder-id': { type: 'string', description: "this master's id in lock grants (default: host:pid)" },
+  'lock-retry-ms': { type: 'time', min: 1, max: 60_000, default: 100, description: 'pause between lock attempts' },
+  'request-timeout-ms': { type: 'time', min: 1, max: 3_600_000, default: 10_000, description: 'how long a request waits for a holder' },
+} as const satisfies OptionSchema;
+type Values = OptionValues<typeof options>;
+
+interface Waiter {
+  resolve(r: WriteResult): void;
+  reject(e: CoordError): void;
+}
+
+export class ReplicateTranslator extends Translator {
+  private readonly o: Values;
+  private readonly holderId: string;
+  private storage: StorageTranslator | undefined;
+  private brickId = '';
+  private holder: Holder | undefined;
+  private readonly waiters = new Map<number, Waiter>();
+  private nextId = 1;
+  private flushScheduled = false;
+  private readyWaiters: (() => void)[] = [];
+  private stopping = false;
+  private lockAttempts = 0;
+  private lastStepDown: string | undefined;
+
+  constructor(spec: TranslatorSpec) {
+    super(spec);
+    this.o = spec.options as unknown as Values;
+    this.holderId = this.o['holder-id'] ?? `${hostname()}:${process.pid}`;
+    this.handlers.put = async (ctx, a) => {
+      checkPutArgs(a);
+      const r = await this.submit(ctx, { type: 'put', args: a });
+      assert(r.type === 'put', 'a put answers a put');
+      return r.result;
+    };
+    this.handlers.delete = async (ctx, a) => {
+      checkDeleteArgs(a);
+      const r = await this.submit(ctx, { type: 'delete', args: a });
+      assert(r.type === 'delete', 'a delete answers a delete');
+      return r.result;
+    };
+    this.handlers.txn = async (ctx, a) => {
+      checkTxnArgs(a);
+      const r = await this.submit(ctx, { type: 'txn', args: a });
+      assert(r.type === 'txn', 'a txn answers a txn');
+      return r.result;
+    };
+    this.handlers.compact = async (ctx, a) => {
+      checkCompactArgs(a);
+      const r = await this.submit(ctx, { type: 'compact', args: a });
+      assert(r.type === 'compact', 'a compact answers a compact');
+      return r.result;
+    };
+    this.handlers.get = async (ctx, a) => (checkGetArgs(a), this.wind('get', ctx, await this.readArgs(ctx, a)));
+    this.handlers.range = async (ctx, a) => (checkRangeArgs(a), this.wind('range', ctx, await this.readArgs(ctx, a)));
+    this.handlers.status = async (ctx) => {
+      const below = await this.wind('status', ctx, {});
+      return { ...below, volume: this.volumeStatus(below.brick) };
+    };
+  }
+
+  override async init(): Promise<void> {
+    const storage = this.children[0]?.find<StorageTranslator>('storage/lmdb') ?? this.children[0]?.find<StorageTranslator>('storage/memory');
+    if (!(storage instanceof StorageTranslator)) {
+      throw coordError('volfile-invalid', `${this.name} (cluster/replicate) needs its local brick (a storage translator) below its subvolume`);
+    }
+    this.storage = storage;
+    this.brickId = storage.store.identity.brickId;
+    const bricks = storage.store.config.bricks;
+    if (bricks.length !== 1) {
+      throw coordError('volfile-invalid', `${this.name}: the volume has ${bricks.length} bricks; this build replicates a single-brick volume only`);
+    }
+    await super.init();
+    await this.acquire();
+    await this.whenReady({ deadlineMs: this.env.clock.nowMs() + this.o['request-timeout-ms'] });
+  }
+
+  /** Takes the volume lock on the brick at an epoch above its promise, then starts a holder. */
+  private async acquire(): Promise<void> {
+    const child = this.children[0] as Translator;
+    const store = this.storage?.store;
+    assert(store !== undefined, 'replicate has its brick');
+    while (!this.stopping) {
+      this.lockAttempts++;
+      const epoch = asEpoch(store.promisedEpoch + 1);
+      const res = await child.call('lock', {}, { epoch, candidate: this.holderId });
+      if (res.granted) {
+        const holder = new Holder({
+          epoch,
+          voters: [res.brickId],
+          local: res.brickId,
+          quorum: res.config.quorumCount,
+          last: res.last,
+          commitRev: res.commitRev,
+          compactRev: res.compactRev,
+          base: (this.storage as StorageTranslator).latestView,
+        });
+        this.holder = holder;
+        this.run(holder, holder.start());
+        return;
+      }
+      // Refused: an epoch was promised elsewhere, or a lease is running. Try again shortly.
+      await new Promise((r) => setTimeout(r, this.o['lock-retry-ms']));
+    }
+  }
+
+  /** Carries out a holder's outputs. Stale outputs of a replaced holder are dropped. */
+  private run(holder: Holder, outputs: readonly HolderOutput[]): void {
+    for (const o of outputs) {
+      switch (o.kind) {
+        case 'append':
+          this.sendAppend(holder, o.to, o.msg);
+          break;
+        case 'reply': {
+          const w = this.waiters.get(o.id);
+          if (!w) break;
+          this.waiters.delete(o.id);
+          if (o.outcome.ok) w.resolve(o.outcome.result);
+          else w.reject(o.outcome.error);
+          break;
+        }
+        case 'ready':
+          for (const r of this.readyWaiters.splice(0)) r();
+          break;
+        case 'stepped-down':
+          this.lastStepDown = o.reason.message;
+          if (this.holder === holder) this.holder = undefined;
+          if (!this.stopping) void this.acquire().catch(() => undefined);
+          break;
+        default:
+          unreachable(o, 'holder output');
+      }
+    }
+  }
+
+  private sendAppend(holder: Holder, to: string, msg: AppendMessage): void {
+    const child = this.children[0] as Translator;
+    child.call('append', {}, { ...msg, sender: this.holderId }).then(
+      (res) => {
+        if (res.ok) this.run(holder, holder.onAppendAck(to, res.lastRev, res.commitRev));
+        else {
+          const why = res.reason === 'fenced' ? `fenced by epoch ${res.promisedEpoch}` : `log mismatch at ${msg.prevRev}`;
+          this.run(holder, holder.onAppendFailure(to, coordError('fenced', `brick ${to} refused the append: ${why}`)));
+        }
+      },
+      (e: unknown) => this.run(holder, holder.onAppendFailure(to, isCoordError(e) ? e : coordError('internal', `append to ${to} failed: ${String(e)}`))),
+    );
+  }
+
+  private async submit(ctx: FopContext, op: WriteOp): Promise<WriteResult> {
+    const holder = await this.currentHolder(ctx);
+    const id = this.nextId++;
+    const p = new Promise<WriteResult>((resolve, reject) => this.waiters.set(id, { resolve, reject }));
+    this.run(holder, holder.propose(id, op));
+    this.scheduleFlush();
+    return p;
+  }
+
+  /** Group commit: writes arriving in the same turn of the event loop share a batch. */
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      const h = this.holder;
+      if (!h) return;
+      this.run(h, h.flush());
+      if (h.queued > 0 && !h.isDown) this.scheduleFlush();
+    });
+  }
+
+  private async currentHolder(ctx: FopContext): Promise<Holder> {
+    await this.whenReady(ctx);
+    const h = this.holder;
+    if (!h) throw coordError('no-quorum', `no holder for the volume${this.lastStepDown ? `: ${this.lastStepDown}` : ''}`);
+    return h;
+  }
+
+  private whenReady(ctx: FopContext): Promise<void> {
+    if (this.stopping) return Promise.reject(coordError('closed', 'the volume is shutting down'));
+    if (this.holder?.isReady) return Promise.resolve();
+    const deadline = ctx.deadlineMs ?? this.env.clock.nowMs() + this.o['request-timeout-ms'];
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.readyWaiters = this.readyWaiters.filter((r) => r !== ok);
+        reject(coordError('timeout', `no holder became ready in time${this.lastStepDown ? ` (${this.lastStepDown})` : ''}`));
+      }, Math.max(0, deadline - this.env.clock.nowMs()));
+      const ok = (): void => {
+        clearTimeout(timer);
+        resolve();
+      };
+      this.readyWaiters.push(ok);
+    });
+  }
+
+  /**
+   * Linearizable reads are served at readRev = the holder's commitRev when the read arrives
+   * (DESIGN §4.6; with one brick the holder's own durable append is the quorum). Serializable
+   * reads go to the brick as they are: it serves its committed state, waiting for minRev.
+   */
+  private async readArgs<A extends GetArgs | RangeArgs>(ctx: FopContext, a: A): Promise<A> {
+    if (a.consistency === 'serializable') return a;
+    const holder = await this.currentHolder(ctx);
+    const readRev: Rev = holder.commitRev;
+    if (a.rev !== undefined && a.rev > readRev) {
+      throw coordError('future-rev', `rev ${a.rev} is above the current rev ${readRev}`, { rev: readRev });
+    }
+    return { ...a, rev: a.rev ?? readRev };
+  }
+
+  private volumeStatus(brick: import('../fops.js').BrickStatus | undefined): VolumeStatus {
+    const store = this.storage?.store;
+    assert(store !== undefined, 'status of an initialised replicate');
+    const commitRev = this.holder?.commitRev ?? store.commitRev;
+    return {
+      volumeId: store.identity.volumeId,
+      volumeName: store.identity.volumeName,
+      epoch: this.holder?.epoch ?? store.promisedEpoch,
+      holder: this.holder ? this.holderId : '',
+      commitRev,
+      compactRev: store.compactRev,
+      quorum: store.config.quorumCount,
+      bricks: brick ? [{ ...brick, role: this.holder ? 'holder' : 'voter', lag: Math.max(0, commitRev - brick.commitRev) }] : [],
+    };
+  }
+
+  override dump(): Readonly<Record<string, unknown>> {
+    return {
+      holderId: this.holderId,
+      brickId: this.brickId,
+      holder: this.holder?.stats() ?? null,
+      waitingWrites: this.waiters.size,
+      lockAttempts: this.lockAttempts,
+      lastStepDown: this.lastStepDown ?? null,
+    };
+  }
+
+  override async fini(): Promise<void> {
+    this.stopping = true;
+    const h = this.holder;
+    if (h) this.run(h, h.stepDown(coordError('closed', 'the volume is shutting down')));
+    for (const r of this.readyWaiters.splice(0)) r();
+    await super.fini();
+  }
+}
+
+export const replicateClass: TranslatorClass = {
+  type: 'cluster/replicate',
+  options,
+  subvolumes: { min: 1, max: 1 },
+  create: (spec) => new ReplicateTranslator(spec),
+};

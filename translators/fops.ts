@@ -1,0 +1,108 @@
+// The one list of fops (STYLE §2): every translator implements the same operations, and the base
+// translator passes each to its child unless it overrides it.
+import type { Epoch, Rev } from '../src/common/ids.js';
+import type {
+  CompactArgs, CompactResult, DeleteArgs, DeleteResult, GetArgs, GetResult, PutArgs, PutResult,
+  RangeArgs, RangeResult, TxnArgs, TxnResult,
+} from '../replication/ops.js';
+import type { Entry, LogPosition, VolumeConfig } from '../store/types.js';
+
+export type * from '../replication/ops.js';
+
+/** Per-call context: typed, no side bag. */
+export interface FopContext {
+  /** Monotonic deadline (ms, the graph clock's time base); past it, waits end with `timeout`. */
+  readonly deadlineMs?: number;
+}
+
+export interface BrickStatus {
+  readonly brickId: string;
+  readonly path: string;
+  readonly lastEpoch: Epoch;
+  readonly lastRev: Rev;
+  readonly commitRev: Rev;
+  readonly compactRev: Rev;
+  readonly promisedEpoch: Epoch;
+  readonly keys: number;
+}
+
+export interface VolumeStatus {
+  readonly volumeId: string;
+  readonly volumeName: string;
+  readonly epoch: Epoch;
+  readonly holder: string;
+  readonly commitRev: Rev;
+  readonly compactRev: Rev;
+  readonly quorum: number;
+  readonly bricks: readonly (BrickStatus & { readonly role: 'holder' | 'voter' | 'learner'; readonly lag: number })[];
+}
+
+export interface StatusResult {
+  readonly volume?: VolumeStatus;
+  readonly brick?: BrickStatus;
+}
+
+/** One translator's state for inspection. Free-form by nature: it is a debugging dump. */
+export interface TranslatorDump {
+  readonly name: string;
+  readonly type: string;
+  readonly state: Readonly<Record<string, unknown>>;
+}
+
+export interface FopStats {
+  readonly count: number;
+  readonly errors: number;
+  readonly latencyMsP50: number;
+  readonly latencyMsP99: number;
+  readonly latencyMsMax: number;
+}
+export interface ProfileEntry {
+  readonly name: string;
+  readonly fops: Readonly<Record<string, FopStats>>;
+}
+
+// Brick fops: the replication protocol between the replicate translator and each brick.
+export interface LockArgs {
+  readonly epoch: Epoch;
+  readonly candidate: string;
+}
+export type LockResult =
+  | { readonly granted: true; readonly brickId: string; readonly last: LogPosition; readonly commitRev: Rev; readonly compactRev: Rev; readonly config: VolumeConfig }
+  | { readonly granted: false; readonly promisedEpoch: Epoch; readonly reason: 'epoch' | 'lease' };
+
+export interface AppendArgs {
+  readonly epoch: Epoch;
+  /** The holder's id: the brick's lease record names it. */
+  readonly sender: string;
+  readonly prevEpoch: Epoch;
+  readonly prevRev: Rev;
+  readonly entries: readonly Entry[];
+  readonly commitRev: Rev;
+}
+export type AppendResult =
+  /** lastRev: the last rev this message covered, now durable; commitRev: the brick's applied point. */
+  | { readonly ok: true; readonly lastRev: Rev; readonly commitRev: Rev }
+  | { readonly ok: false; readonly reason: 'fenced'; readonly promisedEpoch: Epoch }
+  | { readonly ok: false; readonly reason: 'mismatch'; readonly hintEpoch: Epoch | undefined; readonly hintFirstRev: Rev | undefined; readonly lastRev: Rev };
+
+export interface FopTable {
+  get: [GetArgs, GetResult];
+  range: [RangeArgs, RangeResult];
+  put: [PutArgs, PutResult];
+  delete: [DeleteArgs, DeleteResult];
+  txn: [TxnArgs, TxnResult];
+  compact: [CompactArgs, CompactResult];
+  status: [Record<string, never>, StatusResult];
+  statedump: [Record<string, never>, readonly TranslatorDump[]];
+  profile: [Record<string, never>, readonly ProfileEntry[]];
+  lock: [LockArgs, LockResult];
+  append: [AppendArgs, AppendResult];
+}
+
+export type FopName = keyof FopTable;
+export type FopArgs<F extends FopName> = FopTable[F][0];
+export type FopResult<F extends FopName> = FopTable[F][1];
+export type FopHandler<F extends FopName> = (ctx: FopContext, args: FopArgs<F>) => Promise<FopResult<F>>;
+export type FopHandlers = { [F in FopName]?: FopHandler<F> };
+
+export const FOP_NAMES = ['get', 'range', 'put', 'delete', 'txn', 'compact', 'status', 'statedump', 'profile', 'lock', 'append'] as const satisfies readonly FopName[];

@@ -1,0 +1,14 @@
+// Every translator type a volfile may name.
+import { replicateClass } from './cluster/replicate.js';
+import { ioStatsClass } from './debug/io-stats.js';
+import { locksClass } from './features/locks.js';
+import { createRegistry, type Registry } from './graph.js';
+import { lmdbStorageClass } from './storage/lmdb.js';
+import { memoryStorageClass } from './storage/memory.js';
+
+export const registry: Registry = createRegistry([lmdbStorageClass, memoryStorageClass, locksClass, replicateClass, ioStatsClass]);
+
+export { buildGraph, loadGraph, Graph } from './graph.js';
+export { formatVolfile, parseVolfile } from './volfile.js';
+export { Translator, systemClock, type Clock, type GraphEnv } from './translator.js';
+export type * from './fops.js';

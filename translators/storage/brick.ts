@@ -1,0 +1,148 @@
+// The storage translator's shared part (storage/lmdb and storage/memory differ only in engine):
+// it owns the brick's store and serves reads at a rev from the committed state. Writes reach
+// the store only through features/locks (epoch-fenced appends).
+import { coordError } from '../../src/common/errors.js';
+import { asRev, type Rev } from '../../src/common/ids.js';
+import { readGet, readRange } from '../../replication/read.js';
+import type { StateView } from '../../replication/state-view.js';
+import { checkGetArgs, checkRangeArgs } from '../../replication/validate.js';
+import type { BrickStore } from '../../store/index.js';
+import type { VolumeConfig } from '../../store/types.js';
+import type { BrickStatus, FopContext, GetArgs, ReadOptions } from '../fops.js';
+import type { OptionSchema } from '../options.js';
+import { Translator, type TranslatorSpec } from '../translator.js';
+
+/** Options that define the volume's initial config (entry (0, 1)) and this brick's place in it. */
+export const brickIdentityOptions = {
+  'volume-name': { type: 'string', default: 'coordvol', description: 'the volume name (part of the volume id)' },
+  brick: { type: 'string', description: 'this brick as host:path (default: localhost:<directory>)' },
+  'volume-bricks': { type: 'string', description: 'every brick of the volume, host:path separated by spaces (default: this brick alone)' },
+  'quorum-count': { type: 'int', min: 0, max: 7, default: 0, description: 'votes needed to commit (0: a majority of the bricks)' },
+  'log-retain-revs': { type: 'int', min: 1, max: 10_000_000, default: 10_000, description: 'log entries kept behind the commit point for heals' },
+  'read-wait-ms': { type: 'time', min: 0, max: 600_000, default: 5_000, description: 'how long a read waits for the brick to reach its minRev' },
+} as const satisfies OptionSchema;
+
+export interface BrickIdentityValues {
+  readonly 'volume-name': string;
+  readonly brick?: string;
+  readonly 'volume-bricks'?: string;
+  readonly 'quorum-count': number;
+  readonly 'log-retain-revs': number;
+  readonly 'read-wait-ms': number;
+}
+
+export function volumeConfigOf(o: BrickIdentityValues, defaultBrick: string): { config: VolumeConfig; brick: string } {
+  const brick = o.brick ?? defaultBrick;
+  const bricks = (o['volume-bricks'] ?? brick).split(/\s+/).filter((b) => b.length > 0).sort();
+  const majority = Math.floor(bricks.length / 2) + 1;
+  const quorumCount = o['quorum-count'] === 0 ? majority : o['quorum-count'];
+  return { config: { volumeName: o['volume-name'], bricks, quorumCount }, brick };
+}
+
+export abstract class StorageTranslator extends Translator {
+  private storeV: BrickStore | undefined;
+  private readonly commitWaiters = new Set<() => void>();
+  protected abstract readonly readWaitMs: number;
+
+  constructor(spec: TranslatorSpec) {
+    super(spec);
+    this.handlers.get = async (ctx, args) => {
+      checkGetArgs(args);
+      const rev = await this.readRev(ctx, args);
+      return { rev, kv: readGet(this.viewAt(rev), args.key) };
+    };
+    this.handlers.range = async (ctx, args) => {
+      checkRangeArgs(args);
+      const rev = await this.readRev(ctx, args);
+      return readRange(this.viewAt(rev), args, rev);
+    };
+    this.handlers.status = async () => ({ brick: this.brickStatus() });
+  }
+
+  /** The brick's store: features/locks writes through it, replicate reads its committed state. */
+  get store(): BrickStore {
+    if (!this.storeV) throw coordError('closed', `brick ${this.name} is not open`);
+    return this.storeV;
+  }
+
+  protected setStore(s: BrickStore): void {
+    this.storeV = s;
+  }
+
+  /** features/locks calls this after every durable write, to wake reads waiting for a rev. */
+  notifyCommitted(): void {
+    for (const w of [...this.commitWaiters]) w();
+  }
+
+  /** The committed state as of `rev`, as a StateView. */
+  viewAt(rev: Rev): StateView {
+    const s = this.store;
+    return { get: (key) => s.get(key, rev), scan: (range) => s.scan(range, rev) };
+  }
+
+  /** A view of the latest durable commit point, re-evaluated on each call. */
+  readonly latestView = (): StateView => this.viewAt(this.store.commitRev);
+
+  /**
+   * The rev a read is served at: the asked rev, or the brick's commitRev. A read whose minRev or
+   * rev is above the commitRev waits for it until the deadline (serializable reads, DESIGN §3).
+   */
+  private async readRev(ctx: FopContext, a: GetArgs | ReadOptions): Promise<Rev> {
+    const s = this.store;
+    const need = Math.max(a.minRev ?? 0, a.rev ?? 0);
+    if (need > s.commitRev) await this.waitForCommit(ctx, asRev(need));
+    const rev = a.rev ?? s.commitRev;
+    if (rev < s.compactRev) throw coordError('compacted', `rev ${rev} is compacted (compactRev ${s.compactRev})`, { compactRev: s.compactRev });
+    return rev;
+  }
+
+  private waitForCommit(ctx: FopContext, rev: Rev): Promise<void> {
+    const s = this.store;
+    const deadline = ctx.deadlineMs ?? this.env.clock.nowMs() + this.readWaitMs;
+    return new Promise((resolve, reject) => {
+      const check = (): void => {
+        if (s.commitRev >= rev) {
+          done();
+          resolve();
+        } else if (this.env.clock.nowMs() >= deadline) {
+          done();
+          reject(coordError('behind', `brick ${this.name} is at rev ${s.commitRev}, the read needs ${rev}`, { commitRev: s.commitRev, rev }));
+        }
+      };
+      const timer = setTimeout(check, Math.max(0, deadline - this.env.clock.nowMs()));
+      const done = (): void => {
+        clearTimeout(timer);
+        this.commitWaiters.delete(check);
+      };
+      this.commitWaiters.add(check);
+      check();
+    });
+  }
+
+  brickStatus(): BrickStatus {
+    const s = this.store;
+    return {
+      brickId: s.identity.brickId,
+      path: this.brickPath(),
+      lastEpoch: s.last.epoch,
+      lastRev: s.last.rev,
+      commitRev: s.commitRev,
+      compactRev: s.compactRev,
+      promisedEpoch: s.promisedEpoch,
+      keys: s.countKeys(),
+    };
+  }
+
+  protected abstract brickPath(): string;
+
+  override dump(): Readonly<Record<string, unknown>> {
+    return this.storeV ? { ...this.storeV.stats(), readsWaiting: this.commitWaiters.size } : { open: false };
+  }
+
+  override async fini(): Promise<void> {
+    await super.fini();
+    for (const w of [...this.commitWaiters]) w();
+    await this.storeV?.close();
+    this.storeV = undefined;
+  }
+}
