@@ -1,12 +1,9 @@
 // A StateView with changes layered over a base view: the holder's working state (committed
 // state + appended entries, DESIGN §4.4) and a txn's view of its own writes are both overlays.
-import sortedBtree from 'sorted-btree';
 import { compareKeys } from '../src/common/keys.js';
+import { sortedMap, type SortedMap } from '../src/common/sorted-map.js';
 import type { KeyRange, KeyRecord } from '../store/types.js';
 import type { ScanItem, StateView } from './state-view.js';
-
-const BTree = sortedBtree.default;
-type Tree<V> = import('sorted-btree').default<string, V>;
 
 /** An overlaid key: its record, or undefined when deleted. */
 export interface Change {
@@ -15,7 +12,7 @@ export interface Change {
 }
 
 export class OverlayView implements StateView {
-  protected readonly changes: Tree<Change> = new BTree<string, Change>(undefined, compareKeys);
+  protected readonly changes: SortedMap<string, Change> = sortedMap<string, Change>(compareKeys);
 
   constructor(protected readonly base: () => StateView) {}
 

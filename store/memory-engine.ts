@@ -1,6 +1,6 @@
 // StorageEngine in memory, for the replication simulator and for tests: the same tables and
 // orderings as LMDB (binary keys by byte order), writes applied at once.
-import sortedBtree from 'sorted-btree';
+import { sortedMap, type SortedMap } from '../src/common/sorted-map.js';
 import type { RangeOptions, StorageEngine, TableEntry, TableKey, TableName, WriteOp } from './engine.js';
 
 function compareTableKeys(a: TableKey, b: TableKey): number {
@@ -10,9 +10,7 @@ function compareTableKeys(a: TableKey, b: TableKey): number {
   throw new Error(`mixed key types in one table: ${typeof a} and ${typeof b}`);
 }
 
-// sorted-btree is CommonJS: its class is the `default` property of the module object.
-const BTree = sortedBtree.default;
-type Tree = import('sorted-btree').default<TableKey, unknown>;
+type Tree = SortedMap<TableKey, unknown>;
 
 const TABLES: readonly TableName[] = ['meta', 'log', 'kv0', 'hist0', 'kv1', 'hist1'];
 
@@ -22,7 +20,7 @@ export class MemoryEngine implements StorageEngine {
   private closed = false;
 
   constructor() {
-    for (const t of TABLES) this.tables.set(t, new BTree<TableKey, unknown>(undefined, compareTableKeys));
+    for (const t of TABLES) this.tables.set(t, sortedMap<TableKey, unknown>(compareTableKeys));
   }
 
   private t(name: TableName): Tree {

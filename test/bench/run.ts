@@ -1,0 +1,78 @@
+// `npm run bench`: runs the benchmarks and prints a markdown table; with --write, replaces the
+// generated section of BENCHMARKS.md. Options: --rounds N (default 3), --quick (small counts).
+import { execSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { runSingleBrick, type WorkloadResult } from './single-brick.js';
+
+const args = process.argv.slice(2);
+const flag = (name: string): boolean => args.includes(name);
+const value = (name: string, dflt: number): number => {
+  const i = args.indexOf(name);
+  return i >= 0 ? Number(args[i + 1]) : dflt;
+};
+
+function machine(): string {
+  const fs = (() => {
+    try {
+      return execSync('findmnt -no FSTYPE -T .', { encoding: 'utf8' }).trim();
+    } catch {
+      return 'unknown';
+    }
+  })();
+  return `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ${fs} disk, Node ${process.version}`;
+}
+
+function rows(rs: readonly WorkloadResult[]): string {
+  const lines = ['| workload | ops | ops/s | p50 ms | p99 ms | process CPU (% of one core) |', '|---|---:|---:|---:|---:|---:|'];
+  for (const r of rs) {
+    lines.push(`| ${r.name} | ${r.ops} | ${Math.round(r.opsPerSec).toLocaleString('en-US')} | ${r.p50Ms.toFixed(2)} | ${r.p99Ms.toFixed(2)} | ${r.cpuPct.toFixed(0)} |`);
+  }
+  return lines.join('\n');
+}
+
+async function main(): Promise<void> {
+  const quick = flag('--quick');
+  const rounds = value('--rounds', quick ? 1 : 3);
+  const started = new Date().toISOString().slice(0, 16).replace('T', ' ');
+  process.stderr.write(`coordvol bench: ${machine()}\n`);
+  const single = await runSingleBrick({
+    rounds,
+    concurrency: 64,
+    keys: 10_000,
+    valueBytes: 256,
+    putOps: quick ? 5_000 : 60_000,
+    getOps: quick ? 50_000 : 1_000_000,
+    txnOps: quick ? 5_000 : 60_000,
+    fsync: !flag('--no-fsync'),
+    progress: (l) => process.stderr.write(`  ${l}\n`),
+  });
+  const section = [
+    `### Single brick, in-process (issue 2)`,
+    ``,
+    `${started} UTC · ${machine()} · \`npm run bench${args.length ? ' -- ' + args.join(' ') : ''}\``,
+    ``,
+    `openVolume() with the default graph (io-stats → replicate → io-stats → locks → storage/lmdb),`,
+    `fsync ${flag('--no-fsync') ? 'OFF' : 'on'}, 256-byte values over 10,000 keys, 64 concurrent callers in the same process;`,
+    `median of ${rounds} round(s), each on a fresh volume.`,
+    ``,
+    rows(single),
+  ].join('\n');
+  process.stdout.write(section + '\n');
+  if (flag('--write')) {
+    const path = 'BENCHMARKS.md';
+    const text = readFileSync(path, 'utf8');
+    const begin = '<!-- bench:single-brick:begin -->';
+    const end = '<!-- bench:single-brick:end -->';
+    const a = text.indexOf(begin);
+    const b = text.indexOf(end);
+    if (a < 0 || b < 0) throw new Error(`${path} lacks the ${begin} … ${end} markers`);
+    writeFileSync(path, text.slice(0, a + begin.length) + '\n' + section + '\n' + text.slice(b));
+    process.stderr.write(`wrote ${path}\n`);
+  }
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`bench failed: ${e instanceof Error ? e.stack : String(e)}\n`);
+  process.exitCode = 1;
+});
