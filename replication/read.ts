@@ -9,8 +9,9 @@ import type { StateView } from './state-view.js';
 import { selectorRange } from './validate.js';
 
 export function toKeyValue(key: string, r: KeyRecord, keysOnly = false): KeyValue {
-  const base = { key, createRev: r.createRev, modRev: r.modRev, version: r.version, session: r.session };
-  return keysOnly ? base : { ...base, value: r.value };
+  // Literal objects, no spread: this is on every read's path.
+  if (keysOnly) return { key, createRev: r.createRev, modRev: r.modRev, version: r.version, session: r.session };
+  return { key, createRev: r.createRev, modRev: r.modRev, version: r.version, session: r.session, value: r.value };
 }
 
 export function readGet(view: StateView, key: string): KeyValue | undefined {

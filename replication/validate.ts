@@ -24,6 +24,7 @@ function checkRevValue(x: unknown, name: string): void {
 }
 
 function checkReadOptions(o: Record<string, unknown>): void {
+  if (o['rev'] === undefined && o['minRev'] === undefined && o['consistency'] === undefined) return;
   checkRevValue(o['rev'], 'rev');
   checkRevValue(o['minRev'], 'minRev');
   const c = o['consistency'];

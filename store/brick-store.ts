@@ -10,7 +10,7 @@ import { assert } from '../src/common/assert.js';
 import { coordError } from '../src/common/errors.js';
 import { asEpoch, asRev, EPOCH_ZERO, type Epoch, type Rev } from '../src/common/ids.js';
 import { compareKeys } from '../src/common/keys.js';
-import { logRetainRevsDefault } from '../src/common/limits.js';
+import { logRetainRevsDefault, recordCacheEntriesMax } from '../src/common/limits.js';
 import type { StorageEngine, TableName, WriteOp } from './engine.js';
 import { histKey, shortKeyOf, sortLongGroups, splitHistKey, tableBounds, tableKey, tableKeyIsLong } from './keys.js';
 import { asStoredVersion, decodeRecord, encodeRecord, encodeTombstone, isTombstone, type StoredVersion } from './records.js';
@@ -59,6 +59,12 @@ export class BrickStore {
   private configV: VolumeConfig;
   /** Entries appended but not yet applied, so applying never reads an in-flight write. */
   private readonly unapplied = new Map<number, Entry>();
+  /**
+   * Current records (null: absent) as of commitRevIssued, updated where entries are applied, so
+   * point reads at the current rev skip LMDB and decoding. Valid only when no applied write is
+   * in flight (currentTableExact), like the current-state table itself.
+   */
+  private readonly cache = new RecordCache(recordCacheEntriesMax);
   private readonly logRetainRevs: number;
   private writesInFlight = 0;
   private compacting: Promise<void> | undefined;
@@ -261,13 +267,16 @@ export class BrickStore {
         case 'put': {
           const tk = tableKey(fx.key);
           const long = tableKeyIsLong(tk) ? fx.key : undefined;
-          const rec = encodeRecord({ value: fx.value, createRev: fx.createRev, modRev: e.rev, version: fx.version, session: fx.session }, long);
+          const kr = { value: fx.value, createRev: fx.createRev, modRev: e.rev, version: fx.version, session: fx.session };
+          this.cache.set(fx.key, kr);
+          const rec = encodeRecord(kr, long);
           ops.push({ table: kv, op: 'put', key: tk, value: rec }, { table: hist, op: 'put', key: histKey(tk, e.rev), value: rec });
           break;
         }
         case 'del': {
           const tk = tableKey(fx.key);
           const long = tableKeyIsLong(tk) ? fx.key : undefined;
+          this.cache.set(fx.key, null);
           ops.push({ table: kv, op: 'del', key: tk }, { table: hist, op: 'put', key: histKey(tk, e.rev), value: encodeTombstone(e.rev, long) });
           break;
         }
@@ -314,13 +323,15 @@ export class BrickStore {
 
   get(key: string, rev: Rev): KeyRecord | undefined {
     this.checkReadRev(rev);
-    const tk = tableKey(key);
     if (this.currentTableExact(rev)) {
-      const v = this.engine.get(this.table('kv'), tk);
-      if (v === undefined) return undefined;
-      checkLongKey(v, key);
-      return decodeRecord(v);
+      const cached = this.cache.get(key);
+      if (cached !== undefined) return cached ?? undefined;
+      const v = this.engine.get(this.table('kv'), tableKey(key));
+      const rec = v === undefined ? undefined : (checkLongKey(v, key), decodeRecord(v));
+      this.cache.set(key, rec ?? null);
+      return rec;
     }
+    const tk = tableKey(key);
     for (const { value } of this.engine.range(this.table('hist'), { start: histKey(tk, rev), end: tk, reverse: true, limit: 1 })) {
       const sv = asStoredVersion(value);
       checkLongKey(sv, key);
@@ -497,6 +508,7 @@ export class BrickStore {
     this.base = s;
     this.firstLogRev = asRev(s.rev + 1);
     for (const r of [...this.unapplied.keys()]) if (r <= s.rev) this.unapplied.delete(r);
+    this.cache.clear();
     if (!keepLog) this.lastV = s;
     await this.engine.clear(this.table('kv', old));
     await this.engine.clear(this.table('hist', old));
@@ -540,6 +552,25 @@ export class BrickStore {
     } finally {
       for (const f of this.closeHooks.splice(0)) f();
     }
+  }
+}
+
+/** A bounded map that forgets its oldest insertions first. */
+class RecordCache {
+  private readonly m = new Map<string, KeyRecord | null>();
+  constructor(private readonly max: number) {}
+  get(key: string): KeyRecord | null | undefined {
+    return this.m.get(key);
+  }
+  set(key: string, r: KeyRecord | null): void {
+    if (this.m.size >= this.max && !this.m.has(key)) {
+      const oldest = this.m.keys().next();
+      if (!oldest.done) this.m.delete(oldest.value);
+    }
+    this.m.set(key, r);
+  }
+  clear(): void {
+    this.m.clear();
   }
 }
 

@@ -68,7 +68,7 @@ export class FopVolume implements Volume {
   }
 
   async get(key: string, opts?: ReadOpts): Promise<GetResult> {
-    return this.saw(await this.caller('get', this.ctx(), { key, ...this.readOpts(opts) }));
+    return this.saw(await this.caller('get', this.ctx(), opts === undefined ? { key } : { key, ...this.readOpts(opts) }));
   }
 
   async range(q: string | RangeOpts): Promise<RangeResult> {

@@ -22,6 +22,8 @@ export const batchesInFlightMax = 2;
 export const pendingOpsMax = 100_000;
 /** Log entries a brick keeps behind its commitRev for heals (local policy, DESIGN §3). */
 export const logRetainRevsDefault = 10_000;
+/** Current records a brick keeps decoded in memory for point reads. */
+export const recordCacheEntriesMax = 100_000;
 /** Bytes of versions in one snapshot chunk. */
 export const snapshotChunkBytes = 1024 * 1024;
 /** Samples kept per latency histogram in io-stats. */

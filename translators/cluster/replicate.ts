@@ -68,7 +68,16 @@ export class ReplicateTranslator extends Translator {
       assert(r.type === 'compact', 'a compact answers a compact');
       return r.result;
     };
-    this.handlers.get = async (ctx, a) => (checkGetArgs(a), this.wind('get', ctx, await this.readArgs(ctx, a)));
+    this.handlers.get = (ctx, a) => {
+      checkGetArgs(a);
+      // Fast path, no await: a ready holder gives the read rev at once.
+      const h = this.holder;
+      if (a.consistency !== 'serializable' && h?.isReady) {
+        if (a.rev === undefined) return this.wind('get', ctx, { key: a.key, rev: h.commitRev });
+        return this.wind('get', ctx, linearizable(h, a));
+      }
+      return this.readArgs(ctx, a).then((args) => this.wind('get', ctx, args));
+    };
     this.handlers.range = async (ctx, a) => (checkRangeArgs(a), this.wind('range', ctx, await this.readArgs(ctx, a)));
     this.handlers.status = async (ctx) => {
       const below = await this.wind('status', ctx, {});
@@ -217,12 +226,7 @@ export class ReplicateTranslator extends Translator {
    */
   private async readArgs<A extends GetArgs | RangeArgs>(ctx: FopContext, a: A): Promise<A> {
     if (a.consistency === 'serializable') return a;
-    const holder = await this.currentHolder(ctx);
-    const readRev: Rev = holder.commitRev;
-    if (a.rev !== undefined && a.rev > readRev) {
-      throw coordError('future-rev', `rev ${a.rev} is above the current rev ${readRev}`, { rev: readRev });
-    }
-    return { ...a, rev: a.rev ?? readRev };
+    return linearizable(await this.currentHolder(ctx), a);
   }
 
   private volumeStatus(brick: import('../fops.js').BrickStatus | undefined): VolumeStatus {
@@ -259,6 +263,16 @@ export class ReplicateTranslator extends Translator {
     for (const r of this.readyWaiters.splice(0)) r();
     await super.fini();
   }
+}
+
+/** A linearizable read's args: at readRev = the holder's commitRev when the read arrives. */
+function linearizable<A extends GetArgs | RangeArgs>(holder: Holder, a: A): A {
+  const readRev: Rev = holder.commitRev;
+  if (a.rev !== undefined) {
+    if (a.rev > readRev) throw coordError('future-rev', `rev ${a.rev} is above the current rev ${readRev}`, { rev: readRev });
+    return a;
+  }
+  return { ...a, rev: readRev };
 }
 
 export const replicateClass: TranslatorClass = {

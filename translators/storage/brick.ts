@@ -5,7 +5,6 @@ import { coordError } from '../../src/common/errors.js';
 import { asRev, type Rev } from '../../src/common/ids.js';
 import { readGet, readRange } from '../../replication/read.js';
 import type { StateView } from '../../replication/state-view.js';
-import { checkGetArgs, checkRangeArgs } from '../../replication/validate.js';
 import type { BrickStore } from '../../store/index.js';
 import type { VolumeConfig } from '../../store/types.js';
 import type { BrickStatus, FopContext, GetArgs, ReadOptions } from '../fops.js';
@@ -46,14 +45,16 @@ export abstract class StorageTranslator extends Translator {
 
   constructor(spec: TranslatorSpec) {
     super(spec);
-    this.handlers.get = async (ctx, args) => {
-      checkGetArgs(args);
-      const rev = await this.readRev(ctx, args);
-      return { rev, kv: readGet(this.viewAt(rev), args.key) };
+    // Arguments were validated where they entered the graph (cluster/replicate, or
+    // protocol/server for a brick served over the network): translators trust their parents.
+    this.handlers.get = (ctx, args) => {
+      // Fast path, no await: the brick already holds the rev the read needs.
+      const rev = this.readyRev(args);
+      if (rev !== undefined) return Promise.resolve({ rev, kv: readGet(this.viewAt(rev), args.key) });
+      return this.readRev(ctx, args).then((r) => ({ rev: r, kv: readGet(this.viewAt(r), args.key) }));
     };
     this.handlers.range = async (ctx, args) => {
-      checkRangeArgs(args);
-      const rev = await this.readRev(ctx, args);
+      const rev = this.readyRev(args) ?? (await this.readRev(ctx, args));
       return readRange(this.viewAt(rev), args, rev);
     };
     this.handlers.status = async () => ({ brick: this.brickStatus() });
@@ -82,6 +83,15 @@ export abstract class StorageTranslator extends Translator {
 
   /** A view of the latest durable commit point, re-evaluated on each call. */
   readonly latestView = (): StateView => this.viewAt(this.store.commitRev);
+
+  /** The read rev when no wait is needed, else undefined. */
+  private readyRev(a: GetArgs | ReadOptions): Rev | undefined {
+    const s = this.store;
+    if ((a.minRev ?? 0) > s.commitRev || (a.rev ?? 0) > s.commitRev) return undefined;
+    const rev = a.rev ?? s.commitRev;
+    if (rev < s.compactRev) throw coordError('compacted', `rev ${rev} is compacted (compactRev ${s.compactRev})`, { compactRev: s.compactRev });
+    return rev;
+  }
 
   /**
    * The rev a read is served at: the asked rev, or the brick's commitRev. A read whose minRev or
