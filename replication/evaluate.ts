@@ -4,6 +4,7 @@
 import { assert, unreachable } from '../src/common/assert.js';
 import { coordError, type CoordError } from '../src/common/errors.js';
 import { asRev, NO_SESSION, type Rev } from '../src/common/ids.js';
+import { RESERVED_PREFIX } from '../src/common/keys.js';
 import type { Effect, KeyRecord, KeyValue } from '../store/types.js';
 import type {
   CompactArgs, Compare, DeleteArgs, PutArgs, TxnArgs, TxnOp, TxnOpResult, WriteOp, WriteResult,
@@ -60,6 +61,7 @@ function evalDelete(view: StateView, a: DeleteArgs): { effects: Effect[]; prevKv
   const effects: Effect[] = [];
   const prevKvs: KeyValue[] = [];
   for (const { key, record } of view.scan(selectorRange(a))) {
+    if (key.startsWith(RESERVED_PREFIX)) continue; // the volume's own records: read-only to clients
     effects.push({ t: 'del', key });
     if (a.prevKv) prevKvs.push(toKeyValue(key, record));
   }

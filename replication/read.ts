@@ -20,8 +20,8 @@ export function readGet(view: StateView, key: string): KeyValue | undefined {
 }
 
 export function readRange(view: StateView, q: KeySelector & RangeQuery, rev: Rev): RangeResult {
+  if (q.children) return readChildren(view, childrenPrefix(q.prefix as string), q.limit, rev);
   const range = selectorRange(q);
-  if (q.children) return readChildren(view, q.prefix as string, range.start, range.end, q.limit, rev);
   const limit = q.limit ?? rangeLimitDefault;
   const kvs: KeyValue[] = [];
   let count = 0;
@@ -32,14 +32,19 @@ export function readRange(view: StateView, q: KeySelector & RangeQuery, rev: Rev
   return { rev, kvs, count, more: count > kvs.length && !q.countOnly };
 }
 
+/** The children of path P are the keys below P + '/' (ZooKeeper: getChildren('/a') ≠ '/ab'). */
+export function childrenPrefix(parent: string): string {
+  return parent.endsWith('/') ? parent : parent + '/';
+}
+
 /**
  * Direct children of a path (ZooKeeper getChildren): the distinct first segments of the keys
  * below `prefix`. A segment ends at the next '/'. Segments are not contiguous in key order
  * ('/a/b-c' sorts between '/a/b' and '/a/b/x'), hence the set.
  */
-function readChildren(view: StateView, prefix: string, start: string, end: string | undefined, limit: number | undefined, rev: Rev): RangeResult {
+function readChildren(view: StateView, prefix: string, limit: number | undefined, rev: Rev): RangeResult {
   const names = new Set<string>();
-  for (const { key } of view.scan({ start, end })) {
+  for (const { key } of view.scan(selectorRange({ prefix }))) {
     const rest = key.slice(prefix.length);
     if (rest.length === 0) continue;
     const cut = rest.indexOf('/');

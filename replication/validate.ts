@@ -2,7 +2,7 @@
 // error, before anything is evaluated or written. Arguments may come off the wire, so nothing
 // about their shape is assumed.
 import { coordError } from '../src/common/errors.js';
-import { checkKey, checkRangeBound, checkValue, checkWritableKey, compareKeys, prefixEnd, rangeTouchesReserved } from '../src/common/keys.js';
+import { checkKey, checkRangeBound, checkValue, checkWritableKey, compareKeys, prefixEnd } from '../src/common/keys.js';
 import { keyBytesMax, rangeLimitMax, txnBytesMax, txnOpsMax } from '../src/common/limits.js';
 import type { KeyRange } from '../store/types.js';
 import type { CompactArgs, Compare, DeleteArgs, GetArgs, KeySelector, PutArgs, RangeArgs, ReadOptions, TxnArgs, TxnOp } from './ops.js';
@@ -52,7 +52,9 @@ export function checkSelector(o: Record<string, unknown>): void {
 
 /** The half-open key range a selector covers. */
 export function selectorRange(sel: KeySelector): KeyRange {
-  if (sel.key !== undefined) return { start: sel.key, end: sel.key + '\u0000' };
+  // [key, key + U+0001) holds the key alone: keys never contain NUL. (key + NUL as the end would
+  // sort below the key's own history entries, key + 0x00 + rev, in the store.)
+  if (sel.key !== undefined) return { start: sel.key, end: sel.key + '\u0001' };
   if (sel.prefix !== undefined) return { start: sel.prefix, end: sel.prefix === '' ? undefined : prefixEnd(sel.prefix) };
   return { start: sel.start, end: sel.end };
 }
@@ -92,11 +94,9 @@ export function checkDeleteArgs(a: unknown): asserts a is DeleteArgs {
   if (!isObject(a)) throw coordError('invalid-argument', 'delete takes an object');
   checkSelector(a);
   checkOptionalBool(a, 'prevKv');
+  // A range delete may span /_coordvol/ (etcd's "delete everything" works); evaluation skips the
+  // reserved keys in it. Naming a reserved key alone is an error.
   if (a['key'] !== undefined) checkWritableKey(a['key']);
-  else {
-    const r = selectorRange(a as KeySelector);
-    if (rangeTouchesReserved(r.start, r.end)) throw coordError('reserved-key', 'the range includes /_coordvol/, which is read-only to clients');
-  }
 }
 
 function checkCompare(c: unknown, i: number): asserts c is Compare {

@@ -1,42 +1,67 @@
 // A brick's durable state (DESIGN §4 "Brick durable state"): identity, the promise, the log of
 // entries, commitRev and the state applied up to it, with MVCC history for reads at older revs.
 //
-// Visibility: LMDB makes a commit visible before it is durable, and a write in flight is not
-// visible yet. So the store tracks two commit points: `commitRev` (applied and durable: what
-// reads may use) and `commitRevIssued` (applied in a write that may still be in flight). A read at
-// rev R uses the current-state table only when R ≥ commitRevIssued (nothing newer can be
-// half-visible); otherwise it uses the history table, filtered by rev, which is exact either way.
+// Write path: a batch's synced transaction holds only the promise, log entries and commitRev —
+// appends to the log, cheap to fsync. Committed entries are applied at once to an in-memory
+// version overlay (versions.ts) and written to the state tables (current `kv`, history `hist`)
+// by checkpoints that cover many batches, so a hot key's page is written once per checkpoint,
+// not once per put. Durable state is (log, commitRev, checkpointRev, tables as of
+// checkpointRev); opening a brick replays (checkpointRev, commitRev] from the log into the
+// overlay. The log is never trimmed past the checkpoint.
+//
+// Reads at rev R ≤ commitRev: the overlay's latest version ≤ R if it has one, else the tables at
+// min(R, checkpointRev). The current table is used only when no checkpoint is in flight and
+// R ≥ checkpointRev; otherwise history, filtered by rev, which is exact either way.
 import { assert } from '../src/common/assert.js';
 import { coordError } from '../src/common/errors.js';
 import { asEpoch, asRev, EPOCH_ZERO, type Epoch, type Rev } from '../src/common/ids.js';
 import { compareKeys } from '../src/common/keys.js';
-import { logRetainRevsDefault, recordCacheEntriesMax } from '../src/common/limits.js';
+import { checkpointBytesMax, checkpointChunkRevs, checkpointEntriesDefault, logRetainRevsDefault, recordCacheEntriesMax } from '../src/common/limits.js';
+import { compactHistory } from './compaction.js';
 import type { StorageEngine, TableName, WriteOp } from './engine.js';
 import { histKey, shortKeyOf, sortLongGroups, splitHistKey, tableBounds, tableKey, tableKeyIsLong } from './keys.js';
 import { asStoredVersion, decodeRecord, encodeRecord, encodeTombstone, isTombstone, type StoredVersion } from './records.js';
 import type { BrickIdentity, BrickWrite, Entry, KeyRange, KeyRecord, LogPosition, VolumeConfig } from './types.js';
+import { VersionOverlay } from './versions.js';
 
-export const STORE_FORMAT = 'coordvol-brick/1';
+export const STORE_FORMAT = 'coordvol-brick/2';
 
 export interface BrickStoreOptions {
   /** Log entries kept behind commitRev for heals (local policy). */
   readonly logRetainRevs?: number;
+  /** Committed entries held in memory before a checkpoint writes them to the tables. */
+  readonly checkpointEntries?: number;
 }
 
-interface Meta {
+/** Log-group metadata (table `meta`), written with the log. */
+interface LogMeta {
   format: string;
   identity: BrickIdentity;
   promisedEpoch: number;
   grantee: string;
   commitRev: number;
-  compactRev: number;
-  compactedThrough: number;
-  active: 0 | 1;
-  config: VolumeConfig;
   /** The entry a snapshot install left as the log's base, when the log holds nothing older. */
   base: { epoch: number; rev: number };
   firstLogRev: number;
 }
+
+/** State-group metadata (table `smeta`), written with the state tables. */
+interface StateMeta {
+  volumeId: string;
+  /** The tables hold the state as of this rev. */
+  checkpointRev: number;
+  compactRev: number;
+  compactedThrough: number;
+  active: 0 | 1;
+  /** The config in force as of checkpointRev (the overlay's entries may change it). */
+  config: VolumeConfig;
+  /** Set by a snapshot install until its log half is written (completed on open). */
+  install: { epoch: number; rev: number } | null;
+}
+
+type Meta = LogMeta & StateMeta;
+const LOG_META_KEYS: readonly (keyof LogMeta)[] = ['identity', 'promisedEpoch', 'grantee', 'commitRev', 'base', 'firstLogRev'];
+const STATE_META_KEYS: readonly (keyof StateMeta)[] = ['volumeId', 'checkpointRev', 'compactRev', 'compactedThrough', 'active', 'config', 'install'];
 
 export interface ScanItem {
   readonly key: string;
@@ -50,23 +75,33 @@ export class BrickStore {
   private lastV: LogPosition;
   private base: LogPosition;
   private firstLogRev: Rev;
+  /** Durable; reads may be served at any rev up to it. */
   private commitRevV: Rev;
+  /** Committed in a write that may still be in flight (applied to the overlay already). */
   private commitRevIssued: Rev;
+  /** The tables hold state as of checkpointRev (durable) / checkpointIssued (in flight). */
+  private checkpointRev: Rev;
+  private checkpointIssued: Rev;
   private compactRevV: Rev;
   private compactRevIssued: Rev;
   private compactedThrough: Rev;
   private active: 0 | 1;
   private configV: VolumeConfig;
-  /** Entries appended but not yet applied, so applying never reads an in-flight write. */
-  private readonly unapplied = new Map<number, Entry>();
+  private tableConfig: VolumeConfig;
+  /** Every entry above checkpointRev: what checkpoints write and what the log serves fast. */
+  private readonly entries = new Map<number, Entry>();
+  private readonly overlay = new VersionOverlay();
+  /** Value bytes held by the overlay (a checkpoint is due past checkpointBytesMax). */
+  private overlayBytes = 0;
   /**
-   * Current records (null: absent) as of commitRevIssued, updated where entries are applied, so
-   * point reads at the current rev skip LMDB and decoding. Valid only when no applied write is
-   * in flight (currentTableExact), like the current-state table itself.
+   * Current records (null: absent) as of commitRevIssued, so point reads at the latest rev skip
+   * the overlay, LMDB and decoding. Used only when R ≥ commitRevIssued (nothing newer in flight).
    */
   private readonly cache = new RecordCache(recordCacheEntriesMax);
   private readonly logRetainRevs: number;
+  private readonly checkpointEntries: number;
   private writesInFlight = 0;
+  private checkpointing: Promise<void> | undefined;
   private compacting: Promise<void> | undefined;
   private exportsRunning = 0;
   private closed = false;
@@ -77,14 +112,18 @@ export class BrickStore {
     this.promisedEpochV = asEpoch(meta.promisedEpoch);
     this.granteeV = meta.grantee;
     this.commitRevV = this.commitRevIssued = asRev(meta.commitRev);
+    this.checkpointRev = this.checkpointIssued = asRev(meta.checkpointRev);
     this.compactRevV = this.compactRevIssued = asRev(meta.compactRev);
     this.compactedThrough = asRev(meta.compactedThrough);
     this.active = meta.active;
-    this.configV = meta.config;
+    this.configV = this.tableConfig = meta.config;
     this.base = { epoch: asEpoch(meta.base.epoch), rev: asRev(meta.base.rev) };
     this.firstLogRev = asRev(meta.firstLogRev);
     this.logRetainRevs = opts.logRetainRevs ?? logRetainRevsDefault;
-    assert(this.logRetainRevs >= 1, 'logRetainRevs ≥ 1');
+    this.checkpointEntries = opts.checkpointEntries ?? checkpointEntriesDefault;
+    assert(this.logRetainRevs >= 1 && this.checkpointEntries >= 1, 'retention and checkpoint sizes ≥ 1');
+    assert(this.checkpointRev <= this.commitRevV, `checkpointRev ${this.checkpointRev} ≤ commitRev ${this.commitRevV}`);
+    assert(this.firstLogRev <= this.checkpointRev + 1, `the log reaches back to the checkpoint (first ${this.firstLogRev}, checkpoint ${this.checkpointRev})`);
     let last: LogPosition = this.base;
     for (const { value } of engine.range('log', { reverse: true, limit: 1 })) {
       const e = value as Entry;
@@ -92,26 +131,33 @@ export class BrickStore {
     }
     this.lastV = last;
     assert(this.commitRevV <= this.lastV.rev, `commitRev ${this.commitRevV} ≤ lastRev ${this.lastV.rev}`);
-    for (const { value } of engine.range('log', { start: this.commitRevV + 1 })) {
+    // Recovery: entries above the checkpoint back into memory; committed ones into the overlay.
+    for (const { value } of engine.range('log', { start: this.checkpointRev + 1 })) {
       const e = value as Entry;
-      this.unapplied.set(e.rev, e);
+      this.entries.set(e.rev, e);
+      if (e.rev <= this.commitRevV) this.applyToOverlay(e);
     }
+    this.compactRevV = this.compactRevIssued;
   }
 
   /** Opens an existing brick; undefined when the engine holds no brick yet. */
-  static open(engine: StorageEngine, opts: BrickStoreOptions = {}): BrickStore | undefined {
+  static async open(engine: StorageEngine, opts: BrickStoreOptions = {}): Promise<BrickStore | undefined> {
     const format = engine.get('meta', 'format');
     if (format === undefined) return undefined;
     if (format !== STORE_FORMAT) {
       throw coordError('store-invalid', `brick format is ${JSON.stringify(format)}, expected ${STORE_FORMAT}`);
     }
-    const meta = {} as Record<string, unknown>;
-    for (const { key, value } of engine.range('meta', {})) meta[String(key)] = value;
-    for (const k of ['identity', 'promisedEpoch', 'grantee', 'commitRev', 'compactRev', 'compactedThrough', 'active', 'config', 'base', 'firstLogRev']) {
-      if (meta[k] === undefined) throw coordError('store-invalid', `brick metadata is missing ${k}: the store is corrupt`);
+    let meta = readMeta(engine);
+    if (meta.volumeId !== meta.identity.volumeId) {
+      throw coordError('store-invalid', `the brick's state belongs to volume ${meta.volumeId}, its log to ${meta.identity.volumeId}: the store is corrupt`);
     }
-    const store = new BrickStore(engine, meta as unknown as Meta, opts);
-    if (store.compactedThrough < store.compactRevV) store.startPhysicalCompaction();
+    if (meta.install && meta.checkpointRev > meta.commitRev) {
+      // A snapshot install stopped between its state half and its log half: finish it.
+      await engine.write(logHalfOfInstall(engine, meta, { epoch: asEpoch(meta.install.epoch), rev: asRev(meta.install.rev) }));
+      meta = readMeta(engine);
+    }
+    const store = new BrickStore(engine, meta, opts);
+    if (store.compactedThrough < Math.min(store.compactRevV, store.checkpointRev)) store.startPhysicalCompaction();
     return store;
   }
 
@@ -122,23 +168,14 @@ export class BrickStore {
   static async create(engine: StorageEngine, identity: BrickIdentity, config: VolumeConfig, opts: BrickStoreOptions = {}): Promise<BrickStore> {
     assert(engine.get('meta', 'format') === undefined, 'create on an empty engine');
     const first: Entry = { epoch: EPOCH_ZERO, rev: asRev(1), effects: [{ t: 'config', config }] };
-    const meta: Meta = {
-      format: STORE_FORMAT,
-      identity,
-      promisedEpoch: 0,
-      grantee: '',
-      commitRev: 1,
-      compactRev: 0,
-      compactedThrough: 0,
-      active: 0,
-      config,
-      base: { epoch: 0, rev: 0 },
-      firstLogRev: 1,
-    };
-    const ops: WriteOp[] = Object.entries(meta).map(([key, value]) => ({ table: 'meta', op: 'put', key, value }));
+    const state: StateMeta = { volumeId: identity.volumeId, checkpointRev: 1, compactRev: 0, compactedThrough: 0, active: 0, config, install: null };
+    const log: LogMeta = { format: STORE_FORMAT, identity, promisedEpoch: 0, grantee: '', commitRev: 1, base: { epoch: 0, rev: 0 }, firstLogRev: 1 };
+    // State first, then the log with the format marker: a brick exists once its log says so.
+    await engine.write(Object.entries(state).map(([key, value]) => ({ table: 'smeta', op: 'put', key, value })));
+    const ops: WriteOp[] = Object.entries(log).map(([key, value]) => ({ table: 'meta', op: 'put', key, value }));
     ops.push({ table: 'log', op: 'put', key: 1, value: first });
     await engine.write(ops);
-    const store = BrickStore.open(engine, opts);
+    const store = await BrickStore.open(engine, opts);
     assert(store !== undefined, 'created brick opens');
     return store;
   }
@@ -155,13 +192,14 @@ export class BrickStore {
   get last(): LogPosition {
     return this.lastV;
   }
-  /** Applied and durable: reads may be served at any rev up to it. */
+  /** Durable: reads may be served at any rev up to it. */
   get commitRev(): Rev {
     return this.commitRevV;
   }
   get compactRev(): Rev {
     return this.compactRevV;
   }
+  /** The config in force at the latest commit. */
   get config(): VolumeConfig {
     return this.configV;
   }
@@ -172,9 +210,7 @@ export class BrickStore {
 
   /** The entry at `rev`, if the log still holds it. */
   entry(rev: Rev): Entry | undefined {
-    const pending = this.unapplied.get(rev);
-    if (pending) return pending;
-    return this.engine.get('log', rev) as Entry | undefined;
+    return this.entries.get(rev) ?? (this.engine.get('log', rev) as Entry | undefined);
   }
 
   /** The epoch of the entry at `rev` (also for the snapshot base), if known. */
@@ -188,7 +224,7 @@ export class BrickStore {
   /**
    * One atomic, durable change (promise, truncation, append, commit). Checks are assertions:
    * the caller (features/locks, replication) decides; the store only refuses to break its
-   * invariants. Resolves when durable; state for reads advances only then.
+   * invariants. Resolves when durable; reads see the new commit point only then.
    */
   async write(w: BrickWrite): Promise<void> {
     assert(!this.closed, 'write on a closed brick');
@@ -215,10 +251,17 @@ export class BrickStore {
       this.writesInFlight--;
     }
     if (newCommit !== undefined && newCommit > this.commitRevV) this.commitRevV = newCommit;
-    if (this.compactRevIssued > this.compactRevV) {
-      this.compactRevV = this.compactRevIssued;
-      this.startPhysicalCompaction();
-    }
+    if (this.compactRevIssued > this.compactRevV) this.compactRevV = this.compactRevIssued;
+    if (this.checkpointDue()) this.startCheckpoint();
+  }
+
+  /**
+   * A checkpoint is due when the overlay holds enough durable entries or bytes. Counted from the
+   * durable commit point, which is all a checkpoint may cover: counting commits still in flight
+   * would start empty checkpoints in a loop that never yields to the write it waits for.
+   */
+  private checkpointDue(): boolean {
+    return this.commitRevV > this.checkpointIssued && (this.commitRevV - this.checkpointIssued >= this.checkpointEntries || this.overlayBytes >= checkpointBytesMax);
   }
 
   private issueTruncate(from: Rev, ops: WriteOp[]): void {
@@ -226,7 +269,7 @@ export class BrickStore {
     assert(from <= this.lastV.rev, `truncate at ${from} within the log (last ${this.lastV.rev})`);
     for (let r = from; r <= this.lastV.rev; r++) {
       ops.push({ table: 'log', op: 'del', key: r });
-      this.unapplied.delete(r);
+      this.entries.delete(r);
     }
     const prev = asRev(from - 1);
     const epoch = this.epochAt(prev);
@@ -241,7 +284,7 @@ export class BrickStore {
       assert(e.epoch >= last.epoch, `epochs never fall in the log: ${e.epoch} after ${last.epoch}`);
       assert(e.epoch <= this.promisedEpochV, `entry epoch ${e.epoch} ≤ promisedEpoch ${this.promisedEpochV}`);
       ops.push({ table: 'log', op: 'put', key: e.rev, value: e });
-      this.unapplied.set(e.rev, e);
+      this.entries.set(e.rev, e);
       last = { epoch: e.epoch, rev: e.rev };
     }
     this.lastV = last;
@@ -250,44 +293,35 @@ export class BrickStore {
   private issueCommit(commitRev: Rev, ops: WriteOp[]): void {
     assert(commitRev <= this.lastV.rev, `commitRev ${commitRev} ≤ lastRev ${this.lastV.rev}`);
     for (let r = this.commitRevIssued + 1; r <= commitRev; r++) {
-      const e = this.unapplied.get(r);
+      const e = this.entries.get(r);
       assert(e !== undefined, `entry ${r} is held before it commits`);
-      this.applyEntry(e, ops);
-      this.unapplied.delete(r);
+      this.applyToOverlay(e);
     }
     this.commitRevIssued = commitRev;
     ops.push(metaPut('commitRev', commitRev));
   }
 
-  private applyEntry(e: Entry, ops: WriteOp[]): void {
-    const kv = this.table('kv');
-    const hist = this.table('hist');
+  /** Applies a committed entry's effects in memory: overlay, cache, compactRev, config. */
+  private applyToOverlay(e: Entry): void {
     for (const fx of e.effects) {
       switch (fx.t) {
         case 'put': {
-          const tk = tableKey(fx.key);
-          const long = tableKeyIsLong(tk) ? fx.key : undefined;
-          const kr = { value: fx.value, createRev: fx.createRev, modRev: e.rev, version: fx.version, session: fx.session };
-          this.cache.set(fx.key, kr);
-          const rec = encodeRecord(kr, long);
-          ops.push({ table: kv, op: 'put', key: tk, value: rec }, { table: hist, op: 'put', key: histKey(tk, e.rev), value: rec });
+          const rec: KeyRecord = { value: fx.value, createRev: fx.createRev, modRev: e.rev, version: fx.version, session: fx.session };
+          this.overlay.add(fx.key, { rev: e.rev, record: rec });
+          this.cache.set(fx.key, rec);
+          this.overlayBytes += fx.value.byteLength + fx.key.length;
           break;
         }
-        case 'del': {
-          const tk = tableKey(fx.key);
-          const long = tableKeyIsLong(tk) ? fx.key : undefined;
+        case 'del':
+          this.overlay.add(fx.key, { rev: e.rev, record: null });
           this.cache.set(fx.key, null);
-          ops.push({ table: kv, op: 'del', key: tk }, { table: hist, op: 'put', key: histKey(tk, e.rev), value: encodeTombstone(e.rev, long) });
           break;
-        }
         case 'compact':
           assert(fx.rev > this.compactRevIssued && fx.rev < e.rev, `compact rev ${fx.rev} above ${this.compactRevIssued}, below its entry ${e.rev}`);
           this.compactRevIssued = fx.rev;
-          ops.push(metaPut('compactRev', fx.rev));
           break;
         case 'config':
           this.configV = fx.config;
-          ops.push(metaPut('config', fx.config));
           break;
         case 'epoch-start':
           break;
@@ -295,14 +329,78 @@ export class BrickStore {
     }
   }
 
-  /** Drops log entries older than the retention window behind commitRev (bounded per write). */
+  /** Drops log entries older than both the retention window and the checkpoint (bounded per write). */
   private issueLogTrim(ops: WriteOp[]): void {
-    const keepFrom = this.commitRevIssued - this.logRetainRevs + 1;
+    const keepFrom = Math.min(this.commitRevIssued - this.logRetainRevs + 1, this.checkpointRev + 1);
     if (keepFrom <= this.firstLogRev) return;
     const to = Math.min(keepFrom, this.firstLogRev + 1024);
     for (let r = this.firstLogRev; r < to; r++) ops.push({ table: 'log', op: 'del', key: r });
     this.firstLogRev = asRev(to);
     ops.push(metaPut('firstLogRev', to));
+  }
+
+  // --- checkpoints ---------------------------------------------------------------------------
+
+  /** Writes committed entries to the tables in the background, one checkpoint at a time. */
+  private startCheckpoint(): void {
+    if (this.checkpointing || this.closed) return;
+    this.checkpointing = this.checkpoint().finally(() => {
+      this.checkpointing = undefined;
+      if (!this.closed && this.checkpointDue()) this.startCheckpoint();
+    });
+  }
+
+  /**
+   * Writes every committed entry above the checkpoint to the tables, durably, in chunks of
+   * checkpointChunkRevs: each chunk is a consistent checkpoint of its own, and log commits queued
+   * behind a chunk wait for that chunk only.
+   */
+  async checkpoint(): Promise<void> {
+    while (this.checkpointing) await this.checkpointing;
+    const to = this.commitRevV; // durable commits only: a checkpoint never runs ahead of the log
+    while (this.checkpointIssued < to && !this.closed) {
+      await this.checkpointChunk(asRev(Math.min(to, this.checkpointIssued + checkpointChunkRevs)));
+    }
+  }
+
+  private async checkpointChunk(to: Rev): Promise<void> {
+    const ops: WriteOp[] = [];
+    const kv = this.table('kv');
+    const hist = this.table('hist');
+    const latest = new Map<string, { tk: Buffer; rec: StoredVersion | undefined }>();
+    let compactRev: Rev | undefined;
+    let config: VolumeConfig | undefined;
+    for (let r = this.checkpointIssued + 1; r <= to; r++) {
+      const e = this.entries.get(r);
+      assert(e !== undefined, `committed entry ${r} is held until it is checkpointed`);
+      for (const fx of e.effects) {
+        if (fx.t === 'put' || fx.t === 'del') {
+          const tk = tableKey(fx.key);
+          const long = tableKeyIsLong(tk) ? fx.key : undefined;
+          const sv = fx.t === 'put' ? encodeRecord({ value: fx.value, createRev: fx.createRev, modRev: e.rev, version: fx.version, session: fx.session }, long) : encodeTombstone(e.rev, long);
+          ops.push({ table: hist, op: 'put', key: histKey(tk, e.rev), value: sv });
+          latest.set(fx.key, { tk, rec: fx.t === 'put' ? sv : undefined });
+        } else if (fx.t === 'compact') compactRev = fx.rev;
+        else if (fx.t === 'config') config = fx.config;
+      }
+    }
+    // The current table gets each key's last version of the chunk once.
+    for (const { tk, rec } of latest.values()) ops.push(rec ? { table: kv, op: 'put', key: tk, value: rec } : { table: kv, op: 'del', key: tk });
+    ops.push(smetaPut('checkpointRev', to));
+    if (compactRev !== undefined) ops.push(smetaPut('compactRev', compactRev));
+    if (config !== undefined) ops.push(smetaPut('config', config));
+    const from = this.checkpointIssued;
+    this.checkpointIssued = to;
+    await this.engine.write(ops);
+    assert(this.checkpointRev === from, 'checkpoints complete in order');
+    this.checkpointRev = to;
+    if (config !== undefined) this.tableConfig = config;
+    this.overlay.prune(to);
+    for (let r = from + 1; r <= to; r++) {
+      for (const fx of this.entries.get(r)?.effects ?? []) if (fx.t === 'put') this.overlayBytes -= fx.value.byteLength + fx.key.length;
+      this.entries.delete(r);
+    }
+    if (compactRev !== undefined && this.compactedThrough < compactRev) this.startPhysicalCompaction();
   }
 
   private table(kind: 'kv' | 'hist', set: 0 | 1 = this.active): TableName {
@@ -317,22 +415,35 @@ export class BrickStore {
     assert(rev >= this.compactRevV, `read at ${rev} ≥ compactRev ${this.compactRevV}`);
   }
 
-  private currentTableExact(rev: Rev): boolean {
-    return rev >= this.commitRevIssued;
+  /** The rev the tables are read at, and whether the current table is exact for it. */
+  private tableRev(rev: Rev): { at: Rev; current: boolean } {
+    const at = rev < this.checkpointRev ? rev : this.checkpointRev;
+    return { at, current: at === this.checkpointRev && this.checkpointIssued === this.checkpointRev };
   }
 
   get(key: string, rev: Rev): KeyRecord | undefined {
     this.checkReadRev(rev);
-    if (this.currentTableExact(rev)) {
+    const latestRev = rev >= this.commitRevIssued;
+    if (latestRev) {
       const cached = this.cache.get(key);
       if (cached !== undefined) return cached ?? undefined;
-      const v = this.engine.get(this.table('kv'), tableKey(key));
-      const rec = v === undefined ? undefined : (checkLongKey(v, key), decodeRecord(v));
-      this.cache.set(key, rec ?? null);
-      return rec;
     }
+    const v = this.overlay.latest(key, rev);
+    const rec = v ? (v.record ?? undefined) : this.tableGet(key, rev);
+    if (latestRev) this.cache.set(key, rec ?? null);
+    return rec;
+  }
+
+  private tableGet(key: string, rev: Rev): KeyRecord | undefined {
+    const { at, current } = this.tableRev(rev);
     const tk = tableKey(key);
-    for (const { value } of this.engine.range(this.table('hist'), { start: histKey(tk, rev), end: tk, reverse: true, limit: 1 })) {
+    if (current) {
+      const v = this.engine.get(this.table('kv'), tk);
+      if (v === undefined) return undefined;
+      checkLongKey(v, key);
+      return decodeRecord(v);
+    }
+    for (const { value } of this.engine.range(this.table('hist'), { start: histKey(tk, at), end: tk, reverse: true, limit: 1 })) {
       const sv = asStoredVersion(value);
       checkLongKey(sv, key);
       return isTombstone(sv) ? undefined : decodeRecord(sv);
@@ -340,13 +451,31 @@ export class BrickStore {
     return undefined;
   }
 
-  /** Keys in [start, end) at `rev`, in key order. Lazy: stop iterating to stop reading. */
+  /** Keys in [start, end) at `rev`, in key order: the tables merged with the overlay. Lazy. */
   *scan(range: KeyRange, rev: Rev): Generator<ScanItem> {
     this.checkReadRev(rev);
+    const over = this.overlay.scan(range, rev);
+    let o = over.next();
+    for (const t of this.tableScan(range, rev)) {
+      while (!o.done && compareKeys(o.value.key, t.key) < 0) {
+        if (o.value.version.record) yield { key: o.value.key, record: o.value.version.record };
+        o = over.next();
+      }
+      if (!o.done && o.value.key === t.key) {
+        if (o.value.version.record) yield { key: t.key, record: o.value.version.record };
+        o = over.next();
+      } else {
+        yield t;
+      }
+    }
+    for (; !o.done; o = over.next()) if (o.value.version.record) yield { key: o.value.key, record: o.value.version.record };
+  }
+
+  private *tableScan(range: KeyRange, rev: Rev): Generator<ScanItem> {
+    const { at, current } = this.tableRev(rev);
     const { lo, hi, exact } = tableBounds(range.start, range.end);
-    const raw = this.currentTableExact(rev) ? this.scanCurrent(lo, hi) : this.scanHistory(lo, hi, rev);
-    const sorted = sortLongGroups(raw, (i) => i.key, (i) => i.tk);
-    for (const item of sorted) {
+    const raw = current ? this.scanCurrent(lo, hi) : this.scanHistory(lo, hi, at);
+    for (const item of sortLongGroups(raw, (i) => i.key, (i) => i.tk)) {
       if (!exact || item.long) {
         if (compareKeys(item.key, range.start) < 0) continue;
         if (range.end !== undefined && compareKeys(item.key, range.end) >= 0) continue;
@@ -390,23 +519,22 @@ export class BrickStore {
 
   // --- compaction ----------------------------------------------------------------------------
 
-  /**
-   * Removes history the compact entry made unreachable, after that entry is durable. Versions of
-   * one key go in one batch, older ones first, so a concurrent read at a rev ≥ compactRev always
-   * finds the version it needs.
-   */
+  /** Removes history below the checkpointed compactRev, in the background. */
   private startPhysicalCompaction(): void {
     if (this.compacting || this.closed) return;
     this.compacting = (async () => {
-      while (this.compactedThrough < this.compactRevV && !this.closed) {
+      const stopped = (): boolean => this.closed;
+      while (!this.closed) {
+        // Only what the tables' own compactRev covers: the overlay's entries are not written yet.
+        const through = asRev(Math.min(this.compactRevV, this.checkpointRev));
+        if (this.compactedThrough >= through) return;
         if (this.exportsRunning > 0) {
           await new Promise((r) => setTimeout(r, 50));
           continue;
         }
-        const through = this.compactRevV;
-        await this.compactHistory(through);
+        await compactHistory(this.engine, this.table('hist'), through, stopped);
         if (this.closed) return;
-        await this.engine.write([metaPut('compactedThrough', through)]);
+        await this.engine.write([smetaPut('compactedThrough', through)]);
         this.compactedThrough = through;
       }
     })().finally(() => {
@@ -414,63 +542,43 @@ export class BrickStore {
     });
   }
 
-  /** Scans history in windows of whole keys (about 4096 versions), deleting as it goes. */
-  private async compactHistory(through: Rev): Promise<void> {
-    const hist = this.table('hist');
-    let start: Buffer | undefined;
-    for (;;) {
-      const batch: WriteOp[] = [];
-      let curTk: Buffer | undefined;
-      let versions: { hk: Buffer; rev: Rev; dead: boolean }[] = [];
-      let seen = 0;
-      let nextStart: Buffer | undefined;
-      const flush = (): void => {
-        let live = -1;
-        for (let i = 0; i < versions.length; i++) if ((versions[i] as { rev: Rev }).rev <= through) live = i;
-        if (live < 0) return;
-        for (let i = 0; i < live; i++) batch.push({ table: hist, op: 'del', key: (versions[i] as { hk: Buffer }).hk });
-        if ((versions[live] as { dead: boolean }).dead) batch.push({ table: hist, op: 'del', key: (versions[live] as { hk: Buffer }).hk });
-      };
-      for (const { key, value } of this.engine.range(hist, start === undefined ? {} : { start })) {
-        const hk = Buffer.from(key as Buffer);
-        const { tk, rev } = splitHistKey(hk);
-        if (!curTk || !tk.equals(curTk)) {
-          if (seen >= 4096) {
-            nextStart = tk;
-            break;
-          }
-          flush();
-          curTk = tk;
-          versions = [];
-        }
-        versions.push({ hk, rev, dead: isTombstone(asStoredVersion(value)) });
-        seen++;
-      }
-      if (!nextStart) flush();
-      if (batch.length > 0) await this.engine.write(batch);
-      if (!nextStart || this.closed) return;
-      start = nextStart;
-    }
-  }
-
-  /** Waits for background compaction (tests and shutdown). */
+  /** Waits for background checkpoints and compaction (tests and shutdown). */
   async settle(): Promise<void> {
-    while (this.compacting) await this.compacting;
+    while (this.checkpointing || this.compacting) {
+      await this.checkpointing;
+      await this.compacting;
+    }
   }
 
   // --- snapshots (see snapshot.ts) -----------------------------------------------------------
 
-  /** @internal for snapshot.ts */
-  beginExport(): { hist: TableName; release: () => void } {
+  /**
+   * @internal for snapshot.ts: checkpoints up to `rev` so the history table alone holds the state
+   * at `rev`, and pauses physical compaction until released.
+   */
+  async beginExport(rev: Rev): Promise<{ hist: TableName; compactRev: Rev; config: VolumeConfig; release: () => void }> {
     this.exportsRunning++;
     let released = false;
-    return {
-      hist: this.table('hist'),
-      release: () => {
-        if (!released) this.exportsRunning--;
-        released = true;
-      },
+    const release = (): void => {
+      if (!released) this.exportsRunning--;
+      released = true;
     };
+    try {
+      while (this.checkpointRev < rev) await this.checkpoint();
+    } catch (e) {
+      release();
+      throw e;
+    }
+    return { hist: this.table('hist'), compactRev: this.compactRevV, config: this.configAt(rev), release };
+  }
+
+  /** The config in force at `rev` (the last config entry at or below it). */
+  private configAt(rev: Rev): VolumeConfig {
+    let config = this.tableConfig;
+    for (let r = this.checkpointRev + 1; r <= rev; r++) {
+      for (const fx of this.entries.get(r)?.effects ?? []) if (fx.t === 'config') config = fx.config;
+    }
+    return config;
   }
 
   /** @internal for snapshot.ts: the table set a snapshot is built into. */
@@ -485,39 +593,40 @@ export class BrickStore {
   async installSnapshot(s: LogPosition, compactRev: Rev, config: VolumeConfig): Promise<void> {
     assert(this.writesInFlight === 0, 'no write in flight during a snapshot install');
     assert(s.rev > this.commitRevV, `snapshot at ${s.rev} is above commitRev ${this.commitRevV}`);
-    const ops: WriteOp[] = [];
-    const keepLog = this.epochAt(s.rev) === s.epoch && s.rev <= this.lastV.rev;
-    const dropTo = keepLog ? s.rev : this.lastV.rev;
-    for (let r = this.firstLogRev; r <= dropTo; r++) ops.push({ table: 'log', op: 'del', key: r });
+    await this.settle();
     const target = this.inactiveSet;
-    ops.push(
-      metaPut('active', target),
-      metaPut('commitRev', s.rev),
-      metaPut('compactRev', compactRev),
-      metaPut('compactedThrough', compactRev),
-      metaPut('config', config),
-      metaPut('base', { epoch: s.epoch, rev: s.rev }),
-      metaPut('firstLogRev', s.rev + 1),
-    );
-    await this.engine.write(ops);
+    // State half first (marked `install`), then the log half; open() completes a half-done one.
+    await this.engine.write([
+      smetaPut('active', target),
+      smetaPut('checkpointRev', s.rev),
+      smetaPut('compactRev', compactRev),
+      smetaPut('compactedThrough', compactRev),
+      smetaPut('config', config),
+      smetaPut('install', { epoch: s.epoch, rev: s.rev }),
+    ]);
+    const keepLog = this.epochAt(s.rev) === s.epoch && s.rev <= this.lastV.rev;
+    await this.engine.write(logHalfOfInstall(this.engine, { firstLogRev: this.firstLogRev, lastRev: this.lastV.rev }, s));
+    await this.engine.write([smetaPut('install', null)]);
     const old = this.active;
     this.active = target;
-    this.commitRevV = this.commitRevIssued = s.rev;
+    this.commitRevV = this.commitRevIssued = this.checkpointRev = this.checkpointIssued = s.rev;
     this.compactRevV = this.compactRevIssued = this.compactedThrough = compactRev;
-    this.configV = config;
+    this.configV = this.tableConfig = config;
     this.base = s;
     this.firstLogRev = asRev(s.rev + 1);
-    for (const r of [...this.unapplied.keys()]) if (r <= s.rev) this.unapplied.delete(r);
+    for (const r of [...this.entries.keys()]) if (r <= s.rev) this.entries.delete(r);
+    this.overlay.clear();
+    this.overlayBytes = 0;
     this.cache.clear();
     if (!keepLog) this.lastV = s;
     await this.engine.clear(this.table('kv', old));
     await this.engine.clear(this.table('hist', old));
   }
 
-  /** Size of the current state, for status and statedump. */
+  /** Number of live keys at the latest commit. */
   countKeys(): number {
     let n = 0;
-    for (const _ of this.engine.range(this.table('kv'), {})) n++;
+    for (const _ of this.scan({ start: '', end: undefined }, this.commitRevV)) n++;
     return n;
   }
 
@@ -531,9 +640,11 @@ export class BrickStore {
       lastRev: this.lastV.rev,
       firstLogRev: this.firstLogRev,
       commitRev: this.commitRevV,
+      checkpointRev: this.checkpointRev,
       compactRev: this.compactRevV,
       compactedThrough: this.compactedThrough,
-      unappliedEntries: this.unapplied.size,
+      entriesInMemory: this.entries.size,
+      overlayKeys: this.overlay.keys,
       writesInFlight: this.writesInFlight,
     };
   }
@@ -543,13 +654,17 @@ export class BrickStore {
     this.closeHooks.push(f);
   }
 
+  /** Checkpoints what is committed, then closes the engine. */
   async close(): Promise<void> {
     if (this.closed) return;
-    this.closed = true;
     try {
-      await this.compacting;
+      await this.settle();
+      if (this.writesInFlight === 0) await this.checkpoint();
+      this.closed = true;
+      await this.settle();
       await this.engine.close();
     } finally {
+      this.closed = true;
       for (const f of this.closeHooks.splice(0)) f();
     }
   }
@@ -581,8 +696,41 @@ interface RawItem {
   readonly record: KeyRecord;
 }
 
-function metaPut(key: keyof Meta, value: unknown): WriteOp {
+function metaPut(key: keyof LogMeta, value: unknown): WriteOp {
   return { table: 'meta', op: 'put', key, value };
+}
+
+function smetaPut(key: keyof StateMeta, value: unknown): WriteOp {
+  return { table: 'smeta', op: 'put', key, value };
+}
+
+function readMeta(engine: StorageEngine): Meta {
+  const meta = {} as Record<string, unknown>;
+  for (const { key, value } of engine.range('meta', {})) meta[String(key)] = value;
+  for (const { key, value } of engine.range('smeta', {})) meta[String(key)] = value;
+  for (const k of [...LOG_META_KEYS, ...STATE_META_KEYS]) {
+    if (meta[k] === undefined) throw coordError('store-invalid', `brick metadata is missing ${k}: the store is corrupt`);
+  }
+  return meta as unknown as Meta;
+}
+
+/**
+ * The log half of a snapshot install at s: the log keeps its entries after s if it holds entry
+ * (epoch_s, s) (DESIGN §4.8), else it is dropped whole; commitRev and the base become s.
+ */
+function logHalfOfInstall(engine: StorageEngine, at: { readonly firstLogRev: number; readonly lastRev?: number }, s: LogPosition): WriteOp[] {
+  let lastRev = at.lastRev;
+  if (lastRev === undefined) {
+    lastRev = s.rev;
+    for (const { key } of engine.range('log', { reverse: true, limit: 1 })) lastRev = Math.max(s.rev, key as number);
+  }
+  const held = engine.get('log', s.rev) as Entry | undefined;
+  const keepLog = held !== undefined && held.epoch === s.epoch;
+  const dropTo = keepLog ? s.rev : lastRev;
+  const ops: WriteOp[] = [];
+  for (let r = at.firstLogRev; r <= dropTo; r++) ops.push({ table: 'log', op: 'del', key: r });
+  ops.push(metaPut('commitRev', s.rev), metaPut('base', { epoch: s.epoch, rev: s.rev }), metaPut('firstLogRev', s.rev + 1));
+  return ops;
 }
 
 function checkLongKey(v: unknown, key: string): void {
@@ -590,4 +738,3 @@ function checkLongKey(v: unknown, key: string): void {
   // A long key's table key is a hash; the stored full key must match (else: a hash collision).
   assert(k === undefined || k === key, `long key record matches its key`);
 }
-

@@ -1,9 +1,20 @@
 // The storage engine under a brick: a few ordered tables and atomic, durable batches. LMDB in
 // production (lmdb-engine.ts), a sorted in-memory map for simulation and tests
 // (memory-engine.ts). The brick's logic (brick-store.ts) is written once, over this interface.
+//
+// Tables live in two groups that commit independently: the log group (the promise, the log,
+// commitRev) and the state group (the state tables and their checkpoint). One write() touches
+// one group only, so a large state checkpoint never holds up a log commit.
 
-/** meta: string keys; log: rev numbers; kv/hist: binary keys, two sets for snapshot swaps. */
-export type TableName = 'meta' | 'log' | 'kv0' | 'hist0' | 'kv1' | 'hist1';
+/** meta/smeta: string keys; log: rev numbers; kv/hist: binary keys, two sets for snapshot swaps. */
+export type TableName = 'meta' | 'log' | 'smeta' | 'kv0' | 'hist0' | 'kv1' | 'hist1';
+export type TableGroup = 'log' | 'state';
+
+export const TABLES: readonly TableName[] = ['meta', 'log', 'smeta', 'kv0', 'hist0', 'kv1', 'hist1'];
+
+export function groupOf(t: TableName): TableGroup {
+  return t === 'meta' || t === 'log' ? 'log' : 'state';
+}
 export type TableKey = string | number | Buffer;
 
 export type WriteOp =
@@ -29,7 +40,7 @@ export interface StorageEngine {
   /** Lazily iterates [start, end) in key order (or reverse: from below `start` down to `end`). */
   range(table: TableName, opts: RangeOptions): Iterable<TableEntry>;
   /**
-   * Applies every op in one transaction. The change may become visible to reads before the
+   * Applies every op (all of one table group) in one transaction. The change may become visible to reads before the
    * promise resolves; the promise resolves only once it is durable (fsync), unless the engine
    * was opened with fsync off.
    */

@@ -19,8 +19,6 @@ export { exportSnapshot, importSnapshot, type SnapshotChunk } from './snapshot.j
 export { volumeIdOf, brickIdOf, canonicalConfig } from './identity.js';
 export type * from './types.js';
 
-const OWN_TABLES = new Set(['meta', 'log', 'kv0', 'hist0', 'kv1', 'hist1']);
-
 export interface OpenBrickOptions extends BrickStoreOptions {
   /** The volume this brick belongs to, from the volfile. */
   readonly config: VolumeConfig;
@@ -34,7 +32,7 @@ export interface OpenBrickOptions extends BrickStoreOptions {
 export async function openBrick(engine: StorageEngine, opts: OpenBrickOptions): Promise<BrickStore> {
   const volumeId = volumeIdOf(opts.config);
   const brickId = brickIdOf(volumeId, opts.brick);
-  let store = BrickStore.open(engine, opts);
+  let store = await BrickStore.open(engine, opts);
   if (!store) {
     if (!opts.create) throw coordError('store-invalid', 'the store holds no brick (empty); a brick is created only from its volfile');
     if (!opts.config.bricks.includes(opts.brick)) {
@@ -62,10 +60,6 @@ export async function openLmdbBrick(opts: OpenBrickOptions & { readonly dir: str
   let engine: LmdbEngine | undefined;
   try {
     engine = LmdbEngine.open({ dir: opts.dir, ...(opts.fsync !== undefined ? { fsync: opts.fsync } : {}) });
-    const foreign = engine.subDatabaseNames().filter((n) => !OWN_TABLES.has(n));
-    if (foreign.length > 0) {
-      throw coordError('store-invalid', `${opts.dir} holds an LMDB environment that is not a coordvol brick (found ${foreign.slice(0, 5).join(', ')})`, { dir: opts.dir });
-    }
     const store = await openBrick(engine, opts);
     store.onClose(() => lock.release());
     return store;

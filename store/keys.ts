@@ -5,6 +5,7 @@
 // 0xFF never occurs in UTF-8, and every key in a group shares the prefix, so groups are
 // contiguous and ordered correctly against every other key.
 import { createHash } from 'node:crypto';
+import { assert } from '../src/common/assert.js';
 import { lmdbKeyPrefixBytes } from '../src/common/limits.js';
 import { compareKeys } from '../src/common/keys.js';
 import type { Rev } from '../src/common/ids.js';
@@ -58,6 +59,8 @@ export function splitHistKey(hk: Uint8Array): { tk: Buffer; rev: Rev } {
  * prefix group; callers filter by the real key.
  */
 export function tableBounds(start: string, end: string | undefined): { lo: Buffer; hi: Buffer | undefined; exact: boolean } {
+  // An end with NUL would sort below its own key's history entries (key + 0x00 + rev).
+  assert(end === undefined || !end.includes('\u0000'), 'range bounds contain no NUL');
   const s = Buffer.from(start, 'utf8');
   let exact = true;
   let lo = s;

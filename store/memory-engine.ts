@@ -1,7 +1,8 @@
 // StorageEngine in memory, for the replication simulator and for tests: the same tables and
 // orderings as LMDB (binary keys by byte order), writes applied at once.
 import { sortedMap, type SortedMap } from '../src/common/sorted-map.js';
-import type { RangeOptions, StorageEngine, TableEntry, TableKey, TableName, WriteOp } from './engine.js';
+import { assert } from '../src/common/assert.js';
+import { groupOf, TABLES, type RangeOptions, type StorageEngine, type TableEntry, type TableKey, type TableName, type WriteOp } from './engine.js';
 
 function compareTableKeys(a: TableKey, b: TableKey): number {
   if (typeof a === 'number' && typeof b === 'number') return a - b;
@@ -12,7 +13,6 @@ function compareTableKeys(a: TableKey, b: TableKey): number {
 
 type Tree = SortedMap<TableKey, unknown>;
 
-const TABLES: readonly TableName[] = ['meta', 'log', 'kv0', 'hist0', 'kv1', 'hist1'];
 
 export class MemoryEngine implements StorageEngine {
   readonly kind = 'memory' as const;
@@ -57,6 +57,8 @@ export class MemoryEngine implements StorageEngine {
   }
 
   write(ops: readonly WriteOp[]): Promise<void> {
+    const group = ops[0] && groupOf(ops[0].table);
+    assert(ops.every((op) => groupOf(op.table) === group), 'one write touches one table group (as on LMDB)');
     for (const op of ops) {
       const t = this.t(op.table);
       // Copy like a real store would serialize: callers may reuse their buffers afterwards.

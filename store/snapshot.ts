@@ -49,8 +49,8 @@ export async function* exportSnapshot(store: BrickStore, rev: Rev): AsyncGenerat
   if (rev < store.compactRev) throw coordError('compacted', `snapshot rev ${rev} is below compactRev ${store.compactRev}`, { compactRev: store.compactRev });
   const epoch = store.epochAt(rev);
   if (epoch === undefined) throw coordError('compacted', `entry ${rev} has left the log; snapshot at the commitRev instead`);
-  const compactRev = store.compactRev;
-  const lock = store.beginExport();
+  const lock = await store.beginExport(rev);
+  const compactRev = lock.compactRev;
   try {
     yield {
       kind: 'header',
@@ -60,7 +60,7 @@ export async function* exportSnapshot(store: BrickStore, rev: Rev): AsyncGenerat
       rev,
       epoch,
       compactRev,
-      config: store.config,
+      config: lock.config,
     };
     const h = createHash('sha256');
     let items: SnapshotVersion[] = [];

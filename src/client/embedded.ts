@@ -17,6 +17,8 @@ export interface OpenVolumeOptions {
   readonly volumeName?: string;
   /** Brick lease (default 500 ms); a restarted brick waits one lease before its first write. */
   readonly leaseMs?: number;
+  /** Entries the brick holds in memory before checkpointing them to its tables (default 4096). */
+  readonly checkpointEntries?: number;
   /** Per-call deadline (default 10 s). */
   readonly timeoutMs?: number;
 }
@@ -33,6 +35,7 @@ export async function openVolume(o: OpenVolumeOptions): Promise<EmbeddedVolume> 
     ...(o.fsync !== undefined ? { fsync: o.fsync } : {}),
     ...(o.volumeName !== undefined ? { volumeName: o.volumeName } : {}),
     ...(o.leaseMs !== undefined ? { leaseMs: o.leaseMs } : {}),
+    ...(o.checkpointEntries !== undefined ? { checkpointEntries: o.checkpointEntries } : {}),
   };
   const master = await startMaster(mo);
   const top = master.top;

@@ -46,13 +46,6 @@ export function checkValue(value: unknown, max = valueBytesMax): asserts value i
   }
 }
 
-/** Does a range [start, end) written by a client touch the reserved prefix? */
-export function rangeTouchesReserved(start: string, end: string | undefined): boolean {
-  const lo = RESERVED_PREFIX;
-  const hi = prefixEnd(RESERVED_PREFIX);
-  return compareKeys(start, hi ?? '\u{10FFFF}') < 0 && (end === undefined || compareKeys(end, lo) > 0);
-}
-
 /**
  * The smallest string above every string that starts with `prefix` (etcd's prefix end), or
  * undefined when there is none (the prefix is all U+10FFFF).

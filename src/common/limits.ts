@@ -22,6 +22,12 @@ export const batchesInFlightMax = 2;
 export const pendingOpsMax = 100_000;
 /** Log entries a brick keeps behind its commitRev for heals (local policy, DESIGN §3). */
 export const logRetainRevsDefault = 10_000;
+/** Committed entries a brick holds in memory before a checkpoint writes them to its tables. */
+export const checkpointEntriesDefault = 4096;
+/** Revs one checkpoint transaction covers (log commits queue behind one chunk at most). */
+export const checkpointChunkRevs = 8192;
+/** Value bytes a brick holds in memory before a checkpoint is due, whatever the entry count. */
+export const checkpointBytesMax = 32 * 1024 * 1024;
 /** Current records a brick keeps decoded in memory for point reads. */
 export const recordCacheEntriesMax = 100_000;
 /** Bytes of versions in one snapshot chunk. */

@@ -16,6 +16,7 @@ export interface MasterOptions {
   readonly fsync?: boolean;
   readonly volumeName?: string;
   readonly leaseMs?: number;
+  readonly checkpointEntries?: number;
   readonly clock?: Clock;
 }
 
@@ -37,6 +38,7 @@ export async function startMaster(o: MasterOptions): Promise<Master> {
       brickDir: 'brick',
       fsync: o.fsync ?? true,
       ...(o.leaseMs !== undefined ? { leaseMs: o.leaseMs } : {}),
+      ...(o.checkpointEntries !== undefined ? { checkpointEntries: o.checkpointEntries } : {}),
     });
     writeFileSync(volfilePath, text, { mode: 0o644 });
   }

@@ -11,6 +11,8 @@ export interface SingleBrickVolfileOptions {
   /** The brick's host:path identity (default: the storage translator's). */
   readonly brick?: string;
   readonly leaseMs?: number;
+  /** Entries a brick holds in memory before checkpointing (default 4096). */
+  readonly checkpointEntries?: number;
 }
 
 export function singleBrickVolfile(o: SingleBrickVolfileOptions): string {
@@ -20,6 +22,7 @@ export function singleBrickVolfile(o: SingleBrickVolfileOptions): string {
     { key: 'fsync', value: o.fsync ? 'on' : 'off' },
     { key: 'volume-name', value: v },
     ...(o.brick ? [{ key: 'brick', value: o.brick }] : []),
+    ...(o.checkpointEntries !== undefined ? [{ key: 'checkpoint-entries', value: String(o.checkpointEntries) }] : []),
   ];
   return formatVolfile([
     { name: `${v}-brick`, type: 'storage/lmdb', options: brickOptions, subvolumes: [] },

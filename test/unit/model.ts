@@ -90,17 +90,6 @@ function checkSelector(sel: Record<string, unknown>): void {
   } else if (sel['end'] !== undefined) fail('invalid-argument', 'end without start');
 }
 
-/** Does a selector (not a single key) reach into the reserved prefix? */
-function selectorTouchesReserved(sel: ModelSelector): boolean {
-  if ('prefix' in sel) return sel.prefix.startsWith(RESERVED) || RESERVED.startsWith(sel.prefix);
-  if ('start' in sel) {
-    // Some key k with k.startsWith(RESERVED) and start ≤ k < end exists iff the ranges overlap.
-    const reservedEnd = '/_coordvol0'; // '/' + 1 = '0': just above every reserved key
-    return compareKeys(sel.start, reservedEnd) < 0 && (sel.end === undefined || compareKeys(sel.end, RESERVED) > 0);
-  }
-  return false;
-}
-
 function checkRangeQuery(q: ModelSelector & ModelRangeQuery): void {
   checkSelector(q as unknown as Record<string, unknown>);
   if (q.limit !== undefined && (!Number.isInteger(q.limit) || q.limit < 1 || q.limit > LIMIT_MAX)) fail('invalid-argument', 'limit');
@@ -110,7 +99,7 @@ function checkRangeQuery(q: ModelSelector & ModelRangeQuery): void {
 function checkDelete(sel: ModelSelector): void {
   checkSelector(sel as unknown as Record<string, unknown>);
   if ('key' in sel) checkWritable(sel.key);
-  else if (selectorTouchesReserved(sel)) fail('reserved-key', 'range includes the reserved prefix');
+  // A range delete may span the reserved prefix; the reserved keys in it are skipped.
 }
 
 function checkReadRev(rev: unknown): void {
@@ -145,9 +134,12 @@ interface Reader {
 }
 
 function rangeOver(r: Reader, q: ModelSelector & ModelRangeQuery): { kvs: ModelKv[]; count: number; more: boolean; children?: string[] } {
-  const keys = [...new Set(r.keys())].filter((k) => matches(q, k) && r.get(k) !== undefined).sort(compareKeys);
+  const childSel = q.children ? { prefix: (q as { prefix: string }).prefix.endsWith('/') ? (q as { prefix: string }).prefix : (q as { prefix: string }).prefix + '/' } : q;
+  const keys = [...new Set(r.keys())].filter((k) => matches(childSel, k) && r.get(k) !== undefined).sort(compareKeys);
   if (q.children) {
-    const prefix = (q as { prefix: string }).prefix;
+    // Children of P are the keys below P + '/' (ZooKeeper's getChildren).
+    const parent = (q as { prefix: string }).prefix;
+    const prefix = parent.endsWith('/') ? parent : parent + '/';
     const names = new Set<string>();
     for (const k of keys) {
       const rest = k.slice(prefix.length);

@@ -18,6 +18,7 @@ export const brickIdentityOptions = {
   'volume-bricks': { type: 'string', description: 'every brick of the volume, host:path separated by spaces (default: this brick alone)' },
   'quorum-count': { type: 'int', min: 0, max: 7, default: 0, description: 'votes needed to commit (0: a majority of the bricks)' },
   'log-retain-revs': { type: 'int', min: 1, max: 10_000_000, default: 10_000, description: 'log entries kept behind the commit point for heals' },
+  'checkpoint-entries': { type: 'int', min: 1, max: 1_000_000, default: 4096, description: 'committed entries held in memory before a checkpoint writes them to the tables' },
   'read-wait-ms': { type: 'time', min: 0, max: 600_000, default: 5_000, description: 'how long a read waits for the brick to reach its minRev' },
 } as const satisfies OptionSchema;
 
@@ -27,6 +28,7 @@ export interface BrickIdentityValues {
   readonly 'volume-bricks'?: string;
   readonly 'quorum-count': number;
   readonly 'log-retain-revs': number;
+  readonly 'checkpoint-entries': number;
   readonly 'read-wait-ms': number;
 }
 

@@ -29,7 +29,7 @@ export class LmdbStorage extends StorageTranslator {
 
   override async init(): Promise<void> {
     const { config, brick } = volumeConfigOf(this.o, `${hostname()}:${this.dir}`);
-    this.setStore(await openLmdbBrick({ dir: this.dir, fsync: this.o.fsync, config, brick, create: true, logRetainRevs: this.o['log-retain-revs'] }));
+    this.setStore(await openLmdbBrick({ dir: this.dir, fsync: this.o.fsync, config, brick, create: true, logRetainRevs: this.o['log-retain-revs'], checkpointEntries: this.o['checkpoint-entries'] }));
     await super.init();
   }
 

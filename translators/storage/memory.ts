@@ -20,7 +20,7 @@ export class MemoryStorage extends StorageTranslator {
 
   override async init(): Promise<void> {
     const { config, brick } = volumeConfigOf(this.o, `memory:/${this.name}`);
-    this.setStore(await openMemoryBrick({ config, brick, create: true, logRetainRevs: this.o['log-retain-revs'] }));
+    this.setStore(await openMemoryBrick({ config, brick, create: true, logRetainRevs: this.o['log-retain-revs'], checkpointEntries: this.o['checkpoint-entries'] }));
     await super.init();
   }
 
