@@ -21,6 +21,12 @@ export function registerStart(program: Command): void {
     .option('--json', 'print the start-up summary as JSON', false)
     .addHelpText('after', '\nExamples:\n  coordvol start\n  coordvol start --dir /var/lib/coordvol\n  coordvol start --volfile /etc/coordvol/master1.vol')
     .action(async (o: StartOpts) => {
+      // Signal handlers go in before anything is printed: a script that reacts to the summary
+      // by stopping the master must find them installed.
+      let stop: () => void = () => undefined;
+      const stopped = new Promise<void>((resolve) => (stop = resolve));
+      process.once('SIGINT', () => stop());
+      process.once('SIGTERM', () => stop());
       try {
         const master = await startMaster({ dir: o.dir, fsync: o.fsync, ...(o.volfile ? { volfile: o.volfile } : {}) });
         const { volume, brick } = await master.top.call('status', {}, {});
@@ -39,11 +45,7 @@ export function registerStart(program: Command): void {
         // Until a network listener holds the event loop open, a timer does: the master runs
         // until it is told to stop.
         const keepAlive = setInterval(() => undefined, 1 << 30);
-        await new Promise<void>((resolve) => {
-          const stop = (): void => resolve();
-          process.once('SIGINT', stop);
-          process.once('SIGTERM', stop);
-        });
+        await stopped;
         clearInterval(keepAlive);
         await master.close();
         if (!o.json) process.stdout.write('coordvol master stopped\n');
