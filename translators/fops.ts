@@ -5,7 +5,8 @@ import type {
   CompactArgs, CompactResult, DeleteArgs, DeleteResult, GetArgs, GetResult, PutArgs, PutResult,
   RangeArgs, RangeResult, TxnArgs, TxnResult,
 } from '../replication/ops.js';
-import type { Entry, LogPosition, VolumeConfig } from '../store/types.js';
+import type { AppendMessage } from '../replication/holder.js';
+import type { LogPosition, VolumeConfig } from '../store/types.js';
 
 export type * from '../replication/ops.js';
 
@@ -70,15 +71,8 @@ export type LockResult =
   | { readonly granted: true; readonly brickId: string; readonly last: LogPosition; readonly commitRev: Rev; readonly compactRev: Rev; readonly config: VolumeConfig }
   | { readonly granted: false; readonly promisedEpoch: Epoch; readonly reason: 'epoch' | 'lease' };
 
-export interface AppendArgs {
-  readonly epoch: Epoch;
-  /** The holder's id: the brick's lease record names it. */
-  readonly sender: string;
-  readonly prevEpoch: Epoch;
-  readonly prevRev: Rev;
-  readonly entries: readonly Entry[];
-  readonly commitRev: Rev;
-}
+/** The holder's append (replication/holder.ts) and its id, which the brick's lease record names. */
+export type AppendArgs = AppendMessage & { readonly sender: string };
 export type AppendResult =
   /** lastRev: the last rev this message covered, now durable; commitRev: the brick's applied point. */
   | { readonly ok: true; readonly lastRev: Rev; readonly commitRev: Rev }

@@ -3,6 +3,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { refusal } from './helpers.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isCoordError, openVolume, type EmbeddedVolume } from '../../src/client/index.js';
 import type { FopArgs, FopName } from '../../translators/fops.js';
@@ -28,15 +29,6 @@ async function snapshot(): Promise<unknown> {
   return { rev: r.rev, kvs: r.kvs.map((kv) => ({ ...kv, value: Buffer.from(kv.value ?? []).toString('hex') })) };
 }
 
-async function refused(p: Promise<unknown>): Promise<{ code: string; message: string }> {
-  try {
-    await p;
-  } catch (e) {
-    if (isCoordError(e)) return { code: e.code, message: e.message };
-    throw e;
-  }
-  throw new Error('expected the request to be refused');
-}
 
 /** Calls a fop on the volume's top translator directly: arguments a typed client cannot send. */
 function raw<F extends FopName>(fop: F, args: unknown): Promise<unknown> {
@@ -71,7 +63,7 @@ const cases: readonly [string, () => Promise<unknown>, string, RegExp][] = [
 describe('bad input is refused with a typed error and changes nothing', () => {
   it.each(cases)('%s', async (_name, call, code, message) => {
     const before = await snapshot();
-    const err = await refused(call());
+    const err = await refusal(call());
     expect(err.code).toBe(code);
     expect(err.message).toMatch(message);
     expect(await snapshot()).toEqual(before);
@@ -81,10 +73,10 @@ describe('bad input is refused with a typed error and changes nothing', () => {
     const { rev } = await vol.put('/a', 'three');
     await vol.compact(rev);
     const before = await snapshot();
-    const err = await refused(vol.get('/a', { rev: rev - 1 }));
+    const err = await refusal(vol.get('/a', { rev: rev - 1 }));
     expect(err.code).toBe('compacted');
     expect(err.message).toMatch(new RegExp(`compactRev ${rev}`));
-    expect((await refused(vol.compact(rev))).code).toBe('compacted');
+    expect((await refusal(vol.compact(rev))).code).toBe('compacted');
     expect(await snapshot()).toEqual(before);
   });
 

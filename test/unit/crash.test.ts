@@ -9,6 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { seededRandom } from '../../src/common/random.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openVolume, type EmbeddedVolume, type KeyValue } from '../../src/client/index.js';
 
@@ -31,19 +32,9 @@ interface Ack {
 }
 
 /** mulberry32: a tiny seeded PRNG, so a round's kill point reproduces from its number. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function killTarget(round: number): number {
-  const r = rng(0xc0ffee ^ Math.imul(round + 1, 0x9e3779b9));
+  const r = seededRandom(0xc0ffee ^ Math.imul(round + 1, 0x9e3779b9));
   return ACKS_MIN + Math.floor(r() * (ACKS_MAX - ACKS_MIN + 1));
 }
 

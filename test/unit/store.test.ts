@@ -7,6 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { open as openLmdbEnv } from 'lmdb';
+import { seededRandom } from '../../src/common/random.js';
+import { refusal } from './helpers.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { isCoordError } from '../../src/common/errors.js';
 import { compareKeys } from '../../src/common/keys.js';
@@ -39,15 +41,6 @@ async function openFresh(engine: EngineName, brick: string, config: VolumeConfig
 }
 
 /** Resolves `code` of a rejected promise (a CoordError), or fails. */
-async function errorOf(p: Promise<unknown>): Promise<{ code: string; message: string }> {
-  try {
-    await p;
-  } catch (e) {
-    if (isCoordError(e)) return { code: e.code, message: e.message };
-    throw e;
-  }
-  throw new Error('expected a refusal, got success');
-}
 
 // --- writing a brick's log the way features/locks does --------------------------------------------
 
@@ -96,23 +89,13 @@ const KEYS = [
 ];
 
 /** A small deterministic PRNG, so every run builds the same history. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * Writes a history of puts, deletes and multi-key entries with two compactions in it. Returns
  * the compact revs. `valueBytes` makes values large (snapshots then span several chunks).
  */
 async function buildHistory(w: LogWriter, opts: { entries: number; seed: number; valueBytes?: number }): Promise<number[]> {
-  const rnd = prng(opts.seed);
+  const rnd = seededRandom(opts.seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)] as T;
   const compacts: number[] = [];
   for (let i = 0; i < opts.entries; i++) {
@@ -336,7 +319,7 @@ describe.each(ENGINES)('snapshots on %s', (engine) => {
       const tamperedValue = good.map((c) => (c === versions ? { kind: 'versions' as const, items: flipped } : c));
       const droppedVersion = good.map((c) => (c === versions ? { kind: 'versions' as const, items: items.slice(1) } : c));
       for (const [what, stream] of [['digest', tamperedDigest], ['value', tamperedValue], ['missing version', droppedVersion]] as const) {
-        const err = await errorOf(importSnapshot(b, stream));
+        const err = await refusal(importSnapshot(b, stream));
         expect(err.message, what).toMatch(/damaged|digest/);
         expect(b.commitRev, what).toBe(1);
         expect(b.compactRev, what).toBe(0);
@@ -357,7 +340,7 @@ describe.each(ENGINES)('snapshots on %s', (engine) => {
     try {
       const w = await LogWriter.start(other, 1);
       await w.put('/a', 'theirs');
-      const err = await errorOf(importSnapshot(b, await collect(exportSnapshot(other, other.commitRev))));
+      const err = await refusal(importSnapshot(b, await collect(exportSnapshot(other, other.commitRev))));
       expect(err.code).toBe('store-invalid');
       expect(b.commitRev).toBe(1);
       expect(b.get('/a', b.commitRev)).toBeUndefined();
@@ -374,8 +357,8 @@ describe.each(ENGINES)('snapshots on %s', (engine) => {
       const w = await LogWriter.start(a, 1);
       for (let i = 0; i < 6; i++) await w.put(`/k${i % 2}`, `v${i}`);
       await w.entry([{ compact: 4 }]);
-      expect((await errorOf(collect(exportSnapshot(a, asRev(a.commitRev + 1))))).code).toBe('future-rev');
-      expect((await errorOf(collect(exportSnapshot(a, asRev(3))))).code).toBe('compacted');
+      expect((await refusal(collect(exportSnapshot(a, asRev(a.commitRev + 1))))).code).toBe('future-rev');
+      expect((await refusal(collect(exportSnapshot(a, asRev(3))))).code).toBe('compacted');
       // b already holds more than this snapshot: nothing changes.
       const bw = await LogWriter.start(b, 1);
       for (let i = 0; i < 10; i++) await bw.put('/mine', `m${i}`);
@@ -463,12 +446,12 @@ describe.each(ENGINES)('reopening a %s brick', (engine) => {
       [{ ...CONFIG, bricks: [B1, B2, 'h3:/b3'] }, /bricks \[h1:\/b1,h2:\/b2\] ≠ \[h1:\/b1,h2:\/b2,h3:\/b3\]/],
     ];
     for (const [config, field] of cases) {
-      const err = await errorOf(r.reopen({ config }));
+      const err = await refusal(r.reopen({ config }));
       expect(err.code).toBe('store-invalid');
       expect(err.message).toMatch(field);
     }
     // The same volume but another of its bricks: a different brick id.
-    const other = await errorOf(r.reopen({ brick: B2 }));
+    const other = await refusal(r.reopen({ brick: B2 }));
     expect(other.code).toBe('store-invalid');
     expect(other.message).toContain(B2);
     // Refusals leave the brick (and its directory lock) usable with the right config.
@@ -481,10 +464,10 @@ describe.each(ENGINES)('reopening a %s brick', (engine) => {
   });
 
   it('creates a brick only for a brick of the config, and only when asked to', async () => {
-    const notMine = await errorOf(openFreshWith(engine, { brick: 'h3:/b3', create: true }));
+    const notMine = await refusal(openFreshWith(engine, { brick: 'h3:/b3', create: true }));
     expect(notMine.code).toBe('store-invalid');
     expect(notMine.message).toContain('h3:/b3');
-    const empty = await errorOf(openFreshWith(engine, { brick: B1, create: false }));
+    const empty = await refusal(openFreshWith(engine, { brick: B1, create: false }));
     expect(empty.code).toBe('store-invalid');
   });
 });
@@ -539,11 +522,11 @@ describe('opening an LMDB brick directory', () => {
     const env = openLmdbEnv({ path: join(dir, file) });
     env.putSync('x', 1);
     await env.close();
-    const err = await errorOf(openLmdbBrick({ dir, fsync: false, config: CONFIG, brick: B1, create: true }));
+    const err = await refusal(openLmdbBrick({ dir, fsync: false, config: CONFIG, brick: B1, create: true }));
     expect(err.code).toBe('store-invalid');
     expect(err.message).toMatch(/not a coordvol brick/);
     // The refusal released the directory: the same refusal again, not "in use".
-    expect((await errorOf(openLmdbBrick({ dir, fsync: false, config: CONFIG, brick: B1, create: true }))).message).toMatch(/not a coordvol brick/);
+    expect((await refusal(openLmdbBrick({ dir, fsync: false, config: CONFIG, brick: B1, create: true }))).message).toMatch(/not a coordvol brick/);
   });
 
   // Regression: foreign data under a key named like one of the brick's tables was taken for an
@@ -553,7 +536,7 @@ describe('opening an LMDB brick directory', () => {
     const env = openLmdbEnv({ path: join(dir, file) });
     env.putSync('meta', 1);
     await env.close();
-    const err = await errorOf(
+    const err = await refusal(
       openLmdbBrick({ dir, fsync: false, config: CONFIG, brick: B1, create: true }).then(async (s) => {
         await s.close();
         return s;
@@ -566,7 +549,7 @@ describe('opening an LMDB brick directory', () => {
     const dir = await tempDir();
     const first = await openLmdbBrick({ dir, fsync: false, config: CONFIG, brick: B1, create: true });
     await (await LogWriter.start(first, 1)).put('/a', 'x');
-    const err = await errorOf(openLmdbBrick({ dir, fsync: false, config: CONFIG, brick: B1, create: true }));
+    const err = await refusal(openLmdbBrick({ dir, fsync: false, config: CONFIG, brick: B1, create: true }));
     expect(err.code).toBe('store-invalid');
     expect(err.message).toMatch(/in use|already open/);
     // The refused open did not disturb the first.
