@@ -19,6 +19,11 @@ export const ERROR_CODES = [
   'closed', // the volume or translator is shut down
   'timeout',
   'behind', // a serializable read the brick could not serve by its deadline
+  'unavailable', // no connection to any server (the client keeps trying until the deadline)
+  'auth-failed', // the handshake's HMAC did not verify: wrong cluster secret
+  'wrong-volume', // the server serves another volume than the client expects
+  'protocol-error', // a malformed, oversized or unexpected frame or message
+  'unauthorized', // an HTTP request without the bearer token the API requires
   'internal',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
