@@ -95,8 +95,9 @@ function cmp(d: number, op: Compare['op']): boolean {
 
 /** All-or-nothing at one rev; later ops of the branch see the branch's earlier writes. */
 function evalTxn(view: StateView, a: TxnArgs, rev: Rev): Evaluation {
-  const succeeded = a.compare.every((c) => compareHolds(view, c));
-  const ops: readonly TxnOp[] = succeeded ? a.success : a.failure;
+  // An absent list is an empty one (the wire fills them in; an in-process caller may not).
+  const succeeded = (a.compare ?? []).every((c) => compareHolds(view, c));
+  const ops: readonly TxnOp[] = (succeeded ? a.success : a.failure) ?? [];
   const local = new OverlayView(() => view);
   const effects: Effect[] = [];
   const results: TxnOpResult[] = [];

@@ -3,7 +3,7 @@
 // entries to every voter, advances commitRev by the quorum rule, and releases each reply once
 // the rev it depends on has committed. Inputs are method calls; outputs are returned arrays that
 // the caller (translators/cluster/replicate.ts) carries out. No clock, no I/O.
-import { assert } from '../src/common/assert.js';
+import { assert, AssertionError } from '../src/common/assert.js';
 import { coordError, type CoordError } from '../src/common/errors.js';
 import { asRev, type Epoch, type Rev } from '../src/common/ids.js';
 import { batchesInFlightMax, batchOpsMax, pendingOpsMax } from '../src/common/limits.js';
@@ -50,6 +50,20 @@ interface VoterState {
   /** Last entry sent (pipelined appends go after it). */
   sent: LogPosition;
   inFlight: number;
+}
+
+/**
+ * One request's evaluation never takes the batch (or the process) down with it: an unexpected
+ * exception becomes that request's `internal` error. Assertion failures still propagate: a
+ * broken invariant must stop the holder loudly.
+ */
+function evaluateSafely(...a: Parameters<typeof evaluate>): ReturnType<typeof evaluate> {
+  try {
+    return evaluate(...a);
+  } catch (e) {
+    if (e instanceof AssertionError) throw e;
+    return { effects: [], outcome: { ok: false, error: coordError('internal', `evaluation failed: ${e instanceof Error ? e.message : String(e)}`) } };
+  }
 }
 
 export class Holder {
@@ -132,7 +146,7 @@ export class Holder {
     const entries: Entry[] = [];
     for (const { id, op } of batch) {
       const rev = asRev(this.ws.lastRev + 1);
-      const ev = evaluate(this.ws, op, rev, { commitRev: this.commitRevV, compactRev: this.ws.compactRev });
+      const ev = evaluateSafely(this.ws, op, rev, { commitRev: this.commitRevV, compactRev: this.ws.compactRev });
       if (ev.effects.length > 0) {
         const e: Entry = { epoch: this.epoch, rev, effects: ev.effects };
         this.ws.apply(e);

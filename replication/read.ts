@@ -1,7 +1,7 @@
 // Range and get semantics (DESIGN §3), written once over a StateView: bricks serve plain reads
 // with it, the holder evaluates reads inside txns with it.
 import { compareKeys } from '../src/common/keys.js';
-import { rangeLimitDefault } from '../src/common/limits.js';
+import { rangeBytesMax, rangeLimitDefault } from '../src/common/limits.js';
 import type { Rev } from '../src/common/ids.js';
 import type { KeyRecord, KeyValue } from '../store/types.js';
 import type { KeySelector, RangeQuery, RangeResult } from './ops.js';
@@ -25,8 +25,17 @@ export function readRange(view: StateView, q: KeySelector & RangeQuery, rev: Rev
   const limit = q.limit ?? rangeLimitDefault;
   const kvs: KeyValue[] = [];
   let count = 0;
+  let bytes = 0;
+  let full = false; // the byte cap cut the result: the caller reads on from the last key
   for (const { key, record } of view.scan(range)) {
-    if (!q.countOnly && kvs.length < limit) kvs.push(toKeyValue(key, record, q.keysOnly === true));
+    if (!q.countOnly && !full && kvs.length < limit) {
+      const size = key.length + (q.keysOnly ? 0 : record.value.byteLength) + 64;
+      if (kvs.length > 0 && bytes + size > rangeBytesMax) full = true;
+      else {
+        kvs.push(toKeyValue(key, record, q.keysOnly === true));
+        bytes += size;
+      }
+    }
     count++;
   }
   return { rev, kvs, count, more: count > kvs.length && !q.countOnly };

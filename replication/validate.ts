@@ -10,8 +10,11 @@ import type { CompactArgs, Compare, DeleteArgs, GetArgs, KeySelector, PutArgs, R
 const COMPARE_TARGETS = new Set(['value', 'version', 'createRev', 'modRev', 'exists']);
 const COMPARE_OPS = new Set(['=', '!=', '<', '>']);
 
+/** A plain object (not a Map, Date, typed array or class instance). */
 function isObject(x: unknown): x is Record<string, unknown> {
-  return typeof x === 'object' && x !== null && !Array.isArray(x);
+  if (typeof x !== 'object' || x === null) return false;
+  const proto = Object.getPrototypeOf(x) as unknown;
+  return proto === Object.prototype || proto === null;
 }
 
 function checkOptionalBool(o: Record<string, unknown>, name: string): void {

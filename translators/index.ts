@@ -4,11 +4,17 @@ import { ioStatsClass } from './debug/io-stats.js';
 import { locksClass } from './features/locks.js';
 import { createRegistry, type Registry } from './graph.js';
 import { lmdbStorageClass } from './storage/lmdb.js';
+import { protocolClientClass } from './protocol/client.js';
+import { protocolServerClass } from './protocol/server.js';
 import { memoryStorageClass } from './storage/memory.js';
 
-export const registry: Registry = createRegistry([lmdbStorageClass, memoryStorageClass, locksClass, replicateClass, ioStatsClass]);
+export const registry: Registry = createRegistry([
+  lmdbStorageClass, memoryStorageClass, locksClass, replicateClass, ioStatsClass, protocolServerClass, protocolClientClass,
+]);
 
 export { buildGraph, loadGraph, Graph } from './graph.js';
 export { formatVolfile, parseVolfile } from './volfile.js';
 export { Translator, systemClock, type Clock, type GraphEnv } from './translator.js';
+export { ProtocolServerTranslator } from './protocol/server.js';
+export { ProtocolClientTranslator, type ProtocolClientDeps } from './protocol/client.js';
 export type * from './fops.js';

@@ -1,14 +1,24 @@
 #!/usr/bin/env node
 // The coordvol command line. Commands parse their arguments and call the library (STYLE §8).
 import { Command } from 'commander';
+import { DEFAULT_SECRET_FILE, DEFAULT_SERVER } from './context.js';
+import { registerInspect } from './inspect.js';
+import { registerKv } from './kv.js';
 import { registerStart } from './start.js';
 
 const program = new Command();
 program
   .name('coordvol')
   .description('a self-hosted coordination store for a GlusterFS-style cluster')
-  .showHelpAfterError();
+  .option('--server <host:port>', `a master to talk to (env COORDVOL_SERVER; default ${DEFAULT_SERVER}); several, comma-separated`)
+  .option('--secret-file <path>', `the cluster secret (env COORDVOL_SECRET_FILE; default ${DEFAULT_SECRET_FILE})`)
+  .option('--json', 'print results as JSON (errors as JSON on stderr)')
+  .option('--timeout <ms>', 'deadline of each request', '10000')
+  .showHelpAfterError()
+  .addHelpText('after', '\nExamples:\n  coordvol start\n  coordvol kv put /a 1\n  coordvol kv get /a --json\n  coordvol status');
 registerStart(program);
+registerKv(program);
+registerInspect(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   process.stderr.write(`coordvol: ${e instanceof Error ? e.message : String(e)}\n`);

@@ -1,9 +1,22 @@
 // CLI output: aligned tables for people, JSON for scripts, one-line reasons on error.
 import { isCoordError } from '../common/errors.js';
 
+/** Two columns, names left: `key   value`. */
 export function table(rows: readonly (readonly [string, string | number])[]): string {
   const w = Math.max(...rows.map(([k]) => k.length));
   return rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n');
+}
+
+/** A table with a header row; numeric-looking columns are right-aligned. */
+export function columns(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const numeric = header.map((_, i) => rows.length > 0 && rows.every((r) => /^-?[\d.,]+$/.test(r[i] ?? '')));
+  const line = (cells: readonly string[]): string =>
+    cells
+      .map((c, i) => (numeric[i] ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
+  return [line(header), ...rows.map(line)].join('\n');
 }
 
 /** Prints an error as one line and sets a non-zero exit code. */

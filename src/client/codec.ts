@@ -22,3 +22,4 @@ export const msgpack = {
 export function toBytes(v: Uint8Array | string): Uint8Array {
   return typeof v === 'string' ? Buffer.from(v, 'utf8') : v;
 }
+

@@ -1,5 +1,6 @@
 // The public API of coordvol's client library: one entry module (STYLE §8).
 export { openVolume, type OpenVolumeOptions, type EmbeddedVolume } from './embedded.js';
+export { connect, type ConnectOptions, type RemoteVolume } from './remote.js';
 export type { Volume, ReadOpts, RangeOpts } from './volume.js';
 export { json, msgpack, text } from './codec.js';
 export { CoordError, isCoordError, ERROR_CODES, type ErrorCode } from '../common/errors.js';

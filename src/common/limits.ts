@@ -11,9 +11,26 @@ export const txnOpsMax = 1024;
 export const txnBytesMax = 8 * 1024 * 1024;
 /** DESIGN §7: transport frame cap. */
 export const frameBytesMax = 4 * 1024 * 1024;
+/** DESIGN §7: a message reassembled from frames marked `more` (a request, a response). */
+export const messageBytesMax = 64 * 1024 * 1024;
+/** A message a peer may send before its handshake is done (hello, auth, welcome, goaway). */
+export const handshakeMessageBytesMax = 4096;
+/** Requests one connection may have in flight at the server before it stops reading more. */
+export const connectionRequestsMax = 1024;
+/** Response bytes queued on one connection before the server stops reading its requests. */
+export const connectionWriteBytesMax = 16 * 1024 * 1024;
+/** Requests a client holds while it has no connection (beyond them calls fail `unavailable`). */
+export const clientPendingRequestsMax = 100_000;
+/** A request's deadline as the server honours it (a longer one is cut to this). */
+export const requestTimeoutMsMax = 600_000;
 /** Keys returned by one range call when the caller sets no limit. */
 export const rangeLimitDefault = 10_000;
 export const rangeLimitMax = 100_000;
+/**
+ * Bytes of keys and values one range answer carries; past it the answer stops early with
+ * `more` (a caller reads on from its last key). Keeps a range of large values within a message.
+ */
+export const rangeBytesMax = 16 * 1024 * 1024;
 /** Client operations the holder evaluates into one group-commit batch. */
 export const batchOpsMax = 512;
 /** Batches appended to a brick but not yet acked (pipelining depth). */
@@ -45,4 +62,9 @@ assert(keyBytesMax > lmdbKeyPrefixBytes, 'long keys must be mapped');
 assert(lmdbKeyPrefixBytes + 1 + 16 + 1 + 8 <= 1978, 'hist keys fit in an LMDB key');
 assert(valueBytesMax + keyBytesMax + 1024 <= frameBytesMax, 'one put fits in one frame');
 assert(txnBytesMax >= valueBytesMax, 'a txn can hold the largest value');
+assert(messageBytesMax >= 2 * txnBytesMax && messageBytesMax % frameBytesMax === 0, 'the largest txn (and its response) fits in one message of whole frames');
+assert(handshakeMessageBytesMax < frameBytesMax, 'a handshake message is one frame');
+assert(rangeBytesMax * 2 <= messageBytesMax, 'a range answer fits a message, with room for its encoding');
+assert(messageBytesMax < 2 ** 31, 'a message length fits a signed 32-bit int');
 assert(rangeLimitDefault <= rangeLimitMax, 'default range limit within max');
+assert(rangeBytesMax >= valueBytesMax + keyBytesMax, 'a range answer holds at least one key');

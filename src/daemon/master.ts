@@ -1,9 +1,10 @@
 // A master process's volume: the graph its volfile describes, initialised and ready to serve.
 // The first start in an empty directory writes the embedded default volfile there.
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { loadGraph, registry, systemClock, type Clock, type Graph, type Translator } from '../../translators/index.js';
-import { singleBrickVolfile } from './volfiles.js';
+import { buildGraph, registry, systemClock, type Clock, type Graph, type Translator } from '../../translators/index.js';
+import { coordError } from '../common/errors.js';
+import { singleBrickVolfile, withListen } from './volfiles.js';
 
 export const VOLFILE_NAME = 'coordvol.vol';
 
@@ -17,6 +18,8 @@ export interface MasterOptions {
   readonly volumeName?: string;
   readonly leaseMs?: number;
   readonly checkpointEntries?: number;
+  /** Serve the volume on host:port (protocol/server): written into a new default volfile, else applied in memory. */
+  readonly listen?: string;
   readonly clock?: Clock;
 }
 
@@ -39,10 +42,18 @@ export async function startMaster(o: MasterOptions): Promise<Master> {
       fsync: o.fsync ?? true,
       ...(o.leaseMs !== undefined ? { leaseMs: o.leaseMs } : {}),
       ...(o.checkpointEntries !== undefined ? { checkpointEntries: o.checkpointEntries } : {}),
+      ...(o.listen !== undefined ? { listen: o.listen } : {}),
     });
     writeFileSync(volfilePath, text, { mode: 0o644 });
   }
-  const graph = await loadGraph(volfilePath, { registry, env: { clock: o.clock ?? systemClock, baseDir: dirname(volfilePath) } });
+  let text: string;
+  try {
+    text = readFileSync(volfilePath, 'utf8');
+  } catch (e) {
+    throw coordError('volfile-invalid', `${volfilePath}: cannot read the volfile: ${(e as Error).message}`, { file: volfilePath });
+  }
+  if (o.listen !== undefined) text = withListen(text, volfilePath, o.listen);
+  const graph = buildGraph(text, { file: volfilePath, registry, env: { clock: o.clock ?? systemClock, baseDir: dirname(volfilePath) } });
   await graph.init();
   let closed: Promise<void> | undefined;
   return {

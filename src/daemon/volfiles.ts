@@ -1,7 +1,7 @@
 // The volfiles a master starts from (DESIGN §8). The embedded default is one brick: a storage
 // translator with the volume lock on it, the replicate translator as holder, io-stats on both
 // sides so `profile` shows the client-facing and the brick-facing latency.
-import { formatVolfile } from '../../translators/volfile.js';
+import { formatVolfile, parseVolfile, type VolfileDeclText } from '../../translators/volfile.js';
 
 export interface SingleBrickVolfileOptions {
   readonly volumeName: string;
@@ -13,6 +13,8 @@ export interface SingleBrickVolfileOptions {
   readonly leaseMs?: number;
   /** Entries a brick holds in memory before checkpointing (default 4096). */
   readonly checkpointEntries?: number;
+  /** Serve the volume on this host:port (a protocol/server on top). */
+  readonly listen?: string;
 }
 
 export function singleBrickVolfile(o: SingleBrickVolfileOptions): string {
@@ -24,11 +26,39 @@ export function singleBrickVolfile(o: SingleBrickVolfileOptions): string {
     ...(o.brick ? [{ key: 'brick', value: o.brick }] : []),
     ...(o.checkpointEntries !== undefined ? [{ key: 'checkpoint-entries', value: String(o.checkpointEntries) }] : []),
   ];
-  return formatVolfile([
+  const decls: VolfileDeclText[] = [
     { name: `${v}-brick`, type: 'storage/lmdb', options: brickOptions, subvolumes: [] },
     { name: `${v}-locks`, type: 'features/locks', options: o.leaseMs ? [{ key: 'lease-ms', value: `${o.leaseMs}ms` }] : [], subvolumes: [`${v}-brick`] },
     { name: `${v}-brick-stats`, type: 'debug/io-stats', options: [], subvolumes: [`${v}-locks`] },
     { name: `${v}-replicate`, type: 'cluster/replicate', options: [], subvolumes: [`${v}-brick-stats`] },
     { name: v, type: 'debug/io-stats', options: [], subvolumes: [`${v}-replicate`] },
-  ]);
+  ];
+  return formatVolfile(o.listen ? addServer(decls, o.listen) : decls);
+}
+
+/**
+ * Serves a volfile's graph on `listen`: sets the listen option of its protocol/server, or puts
+ * one on top of the graph. For `coordvol start --listen`, applied in memory (the file is not
+ * rewritten).
+ */
+export function withListen(text: string, file: string, listen: string): string {
+  const decls = parseVolfile(text, file).map((d) => ({
+    name: d.name,
+    type: d.type,
+    options: d.options.map((o) => ({ key: o.key, value: o.value })),
+    subvolumes: d.subvolumes.map((x) => x.name),
+  }));
+  return formatVolfile(addServer(decls, listen));
+}
+
+function addServer(decls: VolfileDeclText[], listen: string): VolfileDeclText[] {
+  const server = decls.find((d) => d.type === 'protocol/server');
+  if (server) {
+    const options = [...server.options.filter((o) => o.key !== 'listen'), { key: 'listen', value: listen }];
+    return decls.map((d) => (d === server ? { ...d, options } : d));
+  }
+  const used = new Set(decls.flatMap((d) => d.subvolumes));
+  const top = decls.find((d) => !used.has(d.name));
+  if (!top) return decls; // no single top: the graph builder reports it
+  return [...decls, { name: `${top.name}-server`, type: 'protocol/server', options: [{ key: 'listen', value: listen }], subvolumes: [top.name] }];
 }

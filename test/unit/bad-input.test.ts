@@ -80,6 +80,27 @@ describe('bad input is refused with a typed error and changes nothing', () => {
     expect(await snapshot()).toEqual(before);
   });
 
+  it('an in-process txn without its lists is a txn with empty lists, not a crash', async () => {
+    // Regression: evaluation once read a missing `compare` and threw inside the batch flush.
+    const r = (await raw('txn', { success: [{ op: 'get', key: '/a' }] })) as { succeeded: boolean; results: unknown[] };
+    expect(r.succeeded).toBe(true);
+    expect(r.results).toHaveLength(1);
+    expect((await vol.put('/after', 'still serving')).rev).toBeGreaterThan(0);
+  });
+
+  it('a range of large values stops at the byte cap with more: true', async () => {
+    const big = Buffer.alloc(1024 * 1024, 1);
+    for (let i = 0; i < 20; i++) await vol.put(`/big/${String(i).padStart(2, '0')}`, big);
+    const r = await vol.range({ prefix: '/big/' });
+    expect(r.count).toBe(20);
+    expect(r.more).toBe(true);
+    expect(r.kvs.length).toBeGreaterThan(0);
+    expect(r.kvs.length).toBeLessThan(20);
+    const rest = await vol.range({ start: `${r.kvs[r.kvs.length - 1]?.key ?? ''}\u0001`, end: '/big0' });
+    expect(r.kvs.length + rest.kvs.length).toBe(20);
+    await vol.delete({ prefix: '/big/' });
+  });
+
   it('a range delete spanning /_coordvol/ deletes the client keys only', async () => {
     await vol.put('/z', 'last');
     const r = await vol.delete({ prefix: '' });

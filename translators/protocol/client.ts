@@ -1,0 +1,430 @@
+// protocol/client (DESIGN §7): the client fops of a remote volume, sent over one connection at a
+// time to one of the listed servers and multiplexed by request id. It pings for failure
+// detection and reconnects with jittered exponential backoff, trying the servers in turn.
+//
+// When a connection breaks, requests in flight on it are handled by what they are:
+//  - reads (get, range, status, statedump, profile) change nothing, so they are sent again once
+//    a connection is back, until their deadline;
+//  - writes (put, delete, txn, compact) may or may not have been applied: they fail
+//    `indeterminate`. (Exactly-once retries, by (clientId, seq) with sessions (DESIGN §3), come
+//    in a later issue: see RETRY_HOOK below.)
+// Requests made while there is no connection wait for one until their deadline (ctx.deadlineMs,
+// else request-timeout-ms), then fail `unavailable`.
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { connect as tcpConnect, type Socket } from 'node:net';
+import { resolve } from 'node:path';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
+import { assert } from '../../src/common/assert.js';
+import { coordError, type CoordError } from '../../src/common/errors.js';
+import { clientPendingRequestsMax, connectionRequestsMax } from '../../src/common/limits.js';
+import type { Random } from '../../src/common/random.js';
+import {
+  CLIENT_FOPS, Connection, formatAddress, fromWireError, NONCE_BYTES, parseAddressList, READ_FOPS,
+  type Address, type AppMessage, type ClientFop,
+} from '../../src/wire/index.js';
+import type { FopArgs, FopContext, FopResult, TranslatorDump } from '../fops.js';
+import type { OptionSchema, OptionValues } from '../options.js';
+import { Translator, type TranslatorClass, type TranslatorSpec } from '../translator.js';
+import { Link, type LinkHandler } from './link.js';
+import { loadSecretFile, secretKey } from './secret.js';
+
+const options = {
+  remote: { type: 'string', description: 'the servers, host:port separated by spaces or commas, tried in turn' },
+  secret: { type: 'string', description: 'the cluster secret (its text, as in the server\'s secret file)' },
+  'secret-file': { type: 'path', description: 'a file holding the cluster secret (relative to the volfile)' },
+  'expect-volume-id': { type: 'string', description: 'refuse servers of any other volume (default: the first server\'s volume)' },
+  tls: { type: 'bool', default: false, description: 'connect with TLS' },
+  'tls-ca': { type: 'path', description: 'PEM CA certificate(s) to trust for TLS (default: the system\'s)' },
+  'handshake-timeout-ms': { type: 'time', min: 1, max: 600_000, default: 5_000, description: 'connect, TLS and handshake must finish within this' },
+  'request-timeout-ms': { type: 'time', min: 1, max: 3_600_000, default: 10_000, description: 'a request\'s deadline when its caller gives none' },
+  'ping-ms': { type: 'time', min: 0, max: 3_600_000, default: 1_000, description: 'ping after this long without hearing from the server (0: never)' },
+  'ping-timeout-ms': { type: 'time', min: 1, max: 3_600_000, default: 3_000, description: 'a connection whose ping is not answered within this is dropped' },
+  'reconnect-min-ms': { type: 'time', min: 1, max: 600_000, default: 50, description: 'first pause before reconnecting' },
+  'reconnect-max-ms': { type: 'time', min: 1, max: 600_000, default: 2_000, description: 'longest pause between reconnects (the pause doubles up to it)' },
+} as const satisfies OptionSchema;
+type Values = OptionValues<typeof options>;
+
+/** What a program (connect()) gives beyond volfile options. */
+export interface ProtocolClientDeps {
+  /** The secret as raw key bytes, instead of the secret / secret-file options. */
+  readonly secret?: Uint8Array;
+  /** TLS settings (ca, servername, …); implies TLS. */
+  readonly tls?: ConnectionOptions;
+  /** Jitter for the backoff (default Math.random). */
+  readonly random?: Random;
+}
+
+/** A request waiting for a connection, or in flight on one. */
+interface Pending {
+  readonly op: ClientFop;
+  readonly args: unknown;
+  readonly deadlineMs: number;
+  readonly resolve: (r: unknown) => void;
+  readonly reject: (e: CoordError) => void;
+  timer: NodeJS.Timeout | undefined;
+  /** Request id while in flight. */
+  id: number | undefined;
+  /** Answered, failed or expired: skipped where it still sits in the queue. */
+  done: boolean;
+}
+
+/**
+ * Requests waiting to be sent, oldest first. Removal from the middle (a deadline) is lazy: the
+ * request is marked done and skipped when it comes up, so every operation is O(1) amortised.
+ */
+class WaitQueue {
+  private items: Pending[] = [];
+  private head = 0;
+  /** Requests in the queue not yet done. */
+  live = 0;
+
+  push(p: Pending): void {
+    this.items.push(p);
+    this.live++;
+  }
+
+  /** Puts requests back at the front, ahead of everything waiting (they are older). */
+  unshift(ps: readonly Pending[]): void {
+    this.items = [...ps, ...this.items.slice(this.head)];
+    this.head = 0;
+    this.live += ps.length;
+  }
+
+  /** The oldest request not done, or undefined. */
+  shift(): Pending | undefined {
+    while (this.head < this.items.length) {
+      const p = this.items[this.head++] as Pending;
+      if (this.head > 1024 && this.head * 2 > this.items.length) {
+        this.items = this.items.slice(this.head);
+        this.head = 0;
+      }
+      if (!p.done) {
+        this.live--;
+        return p;
+      }
+    }
+    return undefined;
+  }
+
+  /** A waiting request was settled where it stands. */
+  removed(): void {
+    this.live--;
+  }
+
+  drain(): Pending[] {
+    const out = this.items.slice(this.head).filter((p) => !p.done);
+    this.items = [];
+    this.head = 0;
+    this.live = 0;
+    return out;
+  }
+}
+
+/** Refusals that another try at the same server would get again. */
+const DEFINITIVE = new Set(['auth-failed', 'wrong-volume', 'protocol-error']);
+
+export class ProtocolClientTranslator extends Translator implements LinkHandler {
+  private readonly o: Values;
+  private readonly servers: readonly Address[];
+  private readonly random: Random;
+  private secret: Uint8Array | undefined;
+  private tls: ConnectionOptions | undefined;
+  /** The connection being made or in use; `open` once its handshake is done. */
+  private link: Link | undefined;
+  private open = false;
+  /** The volume of the first server that let us in: later servers must serve the same. */
+  private volumeIdV: string | undefined;
+  private nextServer = 0;
+  /** Failed connection attempts since the last open one (the backoff exponent). */
+  private failures = 0;
+  /** Why the last attempts failed, newest last (at most one per server). */
+  private recentErrors: CoordError[] = [];
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private stopping = false;
+  private readonly waiting = new WaitQueue();
+  private readonly inFlight = new Map<number, Pending>();
+  private nextId = 1;
+  private openWaiters: { resolve: () => void; reject: (e: CoordError) => void }[] = [];
+  private readonly stats = { connects: 0, opens: 0, requests: 0, retried: 0, indeterminate: 0 };
+
+  constructor(spec: TranslatorSpec, private readonly deps: ProtocolClientDeps = {}) {
+    super(spec);
+    this.o = spec.options as unknown as Values;
+    const remote = this.o.remote;
+    if (remote === undefined) throw coordError('volfile-invalid', `volume ${this.name}: protocol/client needs option remote (host:port …)`);
+    this.servers = parseAddressList(remote, `volume ${this.name}: option remote`, 'volfile-invalid');
+    this.random = deps.random ?? Math.random;
+    for (const op of CLIENT_FOPS) this.handlers[op] = ((ctx: FopContext, args: FopArgs<typeof op>) => this.request(op, ctx, args)) as never;
+    this.handlers.statedump = async (ctx) => {
+      const own: TranslatorDump = { name: this.name, type: this.type, state: this.dump() };
+      return [own, ...(await this.request('statedump', ctx, {}))];
+    };
+  }
+
+  /** The volume id of the servers, once a connection has opened. */
+  get volumeId(): string | undefined {
+    return this.volumeIdV;
+  }
+
+  get isOpen(): boolean {
+    return this.open;
+  }
+
+  override async init(): Promise<void> {
+    const given = [this.deps.secret, this.o.secret, this.o['secret-file']].filter((x) => x !== undefined).length;
+    if (given !== 1) throw coordError('invalid-argument', `volume ${this.name}: give exactly one of secret or secret-file`);
+    this.secret = this.deps.secret !== undefined
+      ? secretKey(this.deps.secret, this.name)
+      : this.o.secret !== undefined
+        ? secretKey(this.o.secret, `volume ${this.name}: option secret`)
+        : loadSecretFile(resolve(this.env.baseDir, this.o['secret-file'] as string), false);
+    this.tls = this.deps.tls ?? (this.o.tls || this.o['tls-ca'] !== undefined ? this.tlsOptions() : undefined);
+    this.volumeIdV = this.o['expect-volume-id'];
+    await super.init();
+    this.connectNext();
+  }
+
+  private tlsOptions(): ConnectionOptions {
+    const ca = this.o['tls-ca'];
+    if (ca === undefined) return {};
+    const path = resolve(this.env.baseDir, ca);
+    try {
+      return { ca: readFileSync(path) };
+    } catch (e) {
+      throw coordError('volfile-invalid', `volume ${this.name}: option tls-ca: cannot read ${path}: ${(e as Error).message}`);
+    }
+  }
+
+  /**
+   * Resolves once a connection is open. Rejects at the deadline (`unavailable`, naming the last
+   * failure), or sooner when every server refused for good (auth-failed, wrong-volume, …).
+   */
+  whenOpen(deadlineMs: number): Promise<void> {
+    if (this.open) return Promise.resolve();
+    if (this.stopping) return Promise.reject(coordError('closed', `${this.name} is closed`));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.openWaiters = this.openWaiters.filter((w) => w !== waiter);
+        reject(this.unavailable('no server could be reached in time'));
+      }, Math.max(0, deadlineMs - this.env.clock.nowMs()));
+      const waiter = {
+        resolve: () => (clearTimeout(timer), resolve()),
+        reject: (e: CoordError) => (clearTimeout(timer), reject(e)),
+      };
+      this.openWaiters.push(waiter);
+    });
+  }
+
+  // ---- requests
+
+  private request<F extends ClientFop>(op: F, ctx: FopContext, args: FopArgs<F>): Promise<FopResult<F>> {
+    if (this.stopping) return Promise.reject(coordError('closed', `${this.name} is closed`));
+    this.stats.requests++;
+    const deadlineMs = ctx.deadlineMs ?? this.env.clock.nowMs() + this.o['request-timeout-ms'];
+    return new Promise<FopResult<F>>((resolve, reject) => {
+      const p: Pending = { op, args, deadlineMs, resolve: resolve as (r: unknown) => void, reject, timer: undefined, id: undefined, done: false };
+      p.timer = setTimeout(() => this.expire(p), Math.max(0, deadlineMs - this.env.clock.nowMs()));
+      if (this.open && this.waiting.live === 0 && this.inFlight.size < connectionRequestsMax) return this.send(p);
+      if (this.waiting.live >= clientPendingRequestsMax) {
+        return this.settle(p, this.unavailable(`${this.waiting.live} requests are already waiting`));
+      }
+      this.waiting.push(p);
+    });
+  }
+
+  private send(p: Pending): void {
+    const link = this.link;
+    assert(this.open && link !== undefined, 'send on an open connection');
+    const id = this.nextId++;
+    p.id = id;
+    this.inFlight.set(id, p);
+    const timeoutMs = Math.max(1, Math.ceil(p.deadlineMs - this.env.clock.nowMs()));
+    try {
+      link.send({ type: 'request', id, op: p.op, args: p.args, timeoutMs });
+    } catch (e) {
+      // Not encodable, or over the message cap: nothing was sent.
+      this.inFlight.delete(id);
+      this.settle(p, e as CoordError);
+    }
+  }
+
+  /** The deadline passed: waiting → unavailable; in flight → timeout (a read) or indeterminate (a write). */
+  private expire(p: Pending): void {
+    p.timer = undefined;
+    if (p.id !== undefined) {
+      this.inFlight.delete(p.id);
+      if (READ_FOPS.has(p.op)) this.settle(p, coordError('timeout', `no answer to ${p.op} by its deadline`));
+      else {
+        this.stats.indeterminate++;
+        this.settle(p, coordError('indeterminate', `no answer to ${p.op} by its deadline: it may or may not have been applied`));
+      }
+      return this.pump();
+    }
+    this.waiting.removed();
+    this.settle(p, this.open ? coordError('timeout', `${p.op} waited for a slot among ${connectionRequestsMax} in flight past its deadline`) : this.unavailable(`no connection for ${p.op} by its deadline`));
+  }
+
+  /** Sends waiting requests while the connection is open and has room. */
+  private pump(): void {
+    while (this.open && this.inFlight.size < connectionRequestsMax) {
+      const p = this.waiting.shift();
+      if (p === undefined) return;
+      this.send(p);
+    }
+  }
+
+  private settle(p: Pending, outcome: CoordError | { ok: unknown }): void {
+    if (p.timer !== undefined) clearTimeout(p.timer);
+    p.timer = undefined;
+    p.done = true;
+    if ('ok' in outcome) p.resolve(outcome.ok);
+    else p.reject(outcome);
+  }
+
+  private unavailable(why: string): CoordError {
+    const last = this.recentErrors.at(-1);
+    const servers = this.servers.map(formatAddress).join(', ');
+    return coordError('unavailable', `${why} (servers: ${servers}${last ? `; last: ${last.code}: ${last.message}` : ''})`, last ? { lastError: last.code } : {});
+  }
+
+  // ---- connections
+
+  private connectNext(): void {
+    this.reconnectTimer = undefined;
+    if (this.stopping) return;
+    const addr = this.servers[this.nextServer % this.servers.length] as Address;
+    this.nextServer++;
+    this.stats.connects++;
+    const peer = formatAddress(addr);
+    const conn = new Connection({
+      role: 'client',
+      secret: this.secret as Uint8Array,
+      nonce: randomBytes(NONCE_BYTES),
+      ...(this.volumeIdV !== undefined ? { expectVolumeId: this.volumeIdV } : {}),
+      handshakeTimeoutMs: this.o['handshake-timeout-ms'],
+      pingMs: this.o['ping-ms'],
+      pingTimeoutMs: this.o['ping-timeout-ms'],
+    }, this.env.clock.nowMs());
+    let socket: Socket;
+    if (this.tls) {
+      socket = tlsConnect({ ...this.tls, host: addr.host, port: addr.port, ...(this.tls.servername === undefined && !/^[\d.:]+$/.test(addr.host) ? { servername: addr.host } : {}) });
+    } else {
+      socket = tcpConnect({ host: addr.host, port: addr.port });
+    }
+    const link = new Link(socket, conn, peer, this.env.clock, this);
+    this.link = link;
+    socket.once(this.tls ? 'secureConnect' : 'connect', () => link.connected());
+  }
+
+  opened(link: Link, volumeId: string): void {
+    if (link !== this.link) return;
+    this.open = true;
+    this.stats.opens++;
+    this.volumeIdV ??= volumeId;
+    this.failures = 0;
+    this.recentErrors = [];
+    for (const w of this.openWaiters.splice(0)) w.resolve();
+    // Waiting requests go out in the order they were made (retried reads first: they are older).
+    this.pump();
+  }
+
+  deliver(link: Link, msg: AppMessage): void {
+    if (link !== this.link || msg.type !== 'response') return;
+    const p = this.inFlight.get(msg.id);
+    if (!p) return; // answered after its deadline: the caller has its error already
+    this.inFlight.delete(msg.id);
+    this.settle(p, msg.ok ? { ok: msg.result } : fromWireError(msg.error));
+    if (this.waiting.live > 0) this.pump();
+  }
+
+  closed(link: Link, why: CoordError): void {
+    if (link !== this.link) return;
+    const wasOpen = this.open;
+    this.link = undefined;
+    this.open = false;
+    this.failWrites(why);
+    if (this.stopping) return;
+    if (!wasOpen) {
+      this.failures++;
+      this.recentErrors = [...this.recentErrors, why].slice(-this.servers.length);
+      this.refuseIfDefinitive();
+    }
+    const delay = wasOpen ? Math.round(this.o['reconnect-min-ms'] * this.random()) : this.backoffMs();
+    this.reconnectTimer = setTimeout(() => this.connectNext(), delay);
+  }
+
+  /**
+   * In-flight requests of a broken connection: reads go back to wait for the next one, writes
+   * fail indeterminate. RETRY_HOOK: with sessions, a write carries (clientId, seq) and is sent
+   * again like a read; the holder answers a duplicate with its stored result.
+   */
+  private failWrites(why: CoordError): void {
+    const retry: Pending[] = [];
+    for (const p of this.inFlight.values()) {
+      p.id = undefined;
+      if (READ_FOPS.has(p.op)) {
+        retry.push(p);
+        this.stats.retried++;
+      } else {
+        this.stats.indeterminate++;
+        this.settle(p, coordError('indeterminate', `the connection broke before ${p.op} was answered (${why.code}: ${why.message}): it may or may not have been applied`));
+      }
+    }
+    this.inFlight.clear();
+    this.waiting.unshift(retry);
+  }
+
+  /** Every server refused for good in the last pass: those waiting for an open connection hear why. */
+  private refuseIfDefinitive(): void {
+    const errs = this.recentErrors;
+    if (errs.length < this.servers.length || !errs.every((e) => DEFINITIVE.has(e.code))) return;
+    const e = errs.at(-1) as CoordError;
+    for (const w of this.openWaiters.splice(0)) w.reject(e);
+  }
+
+  /** Doubles from reconnect-min-ms to reconnect-max-ms, each pause jittered to [½, 1] of it. */
+  private backoffMs(): number {
+    const base = Math.min(this.o['reconnect-max-ms'], this.o['reconnect-min-ms'] * 2 ** Math.min(this.failures - 1, 30));
+    return Math.round(base * (0.5 + this.random() / 2));
+  }
+
+  override dump(): Readonly<Record<string, unknown>> {
+    return {
+      servers: this.servers.map(formatAddress),
+      tls: this.tls !== undefined,
+      state: this.link === undefined ? 'reconnecting' : this.open ? 'open' : 'connecting',
+      server: this.link?.peer ?? null,
+      volumeId: this.volumeIdV ?? null,
+      waiting: this.waiting.live,
+      inFlight: this.inFlight.size,
+      failures: this.failures,
+      lastError: this.recentErrors.at(-1)?.message ?? null,
+      ...this.stats,
+    };
+  }
+
+  override async fini(): Promise<void> {
+    this.stopping = true;
+    if (this.reconnectTimer !== undefined) clearTimeout(this.reconnectTimer);
+    const bye = coordError('closed', `${this.name} is closed`);
+    const link = this.link;
+    // Closing the link fails its in-flight writes indeterminate and queues its reads, which,
+    // with everything else still waiting, are refused below.
+    link?.close(bye);
+    for (const w of this.openWaiters.splice(0)) w.reject(bye);
+    for (const p of this.waiting.drain()) this.settle(p, bye);
+    if (link) {
+      await Promise.race([link.socketClosed, new Promise((r) => setTimeout(r, 1_000).unref())]);
+      link.destroy();
+    }
+    await super.fini();
+  }
+}
+
+export const protocolClientClass: TranslatorClass = {
+  type: 'protocol/client',
+  options,
+  subvolumes: { min: 0, max: 0 },
+  create: (spec) => new ProtocolClientTranslator(spec),
+};

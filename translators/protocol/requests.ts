@@ -1,0 +1,76 @@
+// A request off the wire, made into a fop call (STYLE §4: filter untrusted input first). Its
+// args pass replication/validate's checks, and are then copied field by field, so what winds
+// into the graph has exactly the fields a fop takes and nothing a peer slipped in beside them.
+import { coordError } from '../../src/common/errors.js';
+import { isClientFop, type ClientFop } from '../../src/wire/index.js';
+import {
+  checkCompactArgs, checkDeleteArgs, checkGetArgs, checkPutArgs, checkRangeArgs, checkTxnArgs,
+} from '../../replication/validate.js';
+import type { Compare, FopArgs, TxnOp } from '../fops.js';
+
+type Obj = Readonly<Record<string, unknown>>;
+
+/** A copy of `o` with only the given fields that are set. */
+function pick<T>(from: unknown, fields: readonly string[]): T {
+  const o = from as Obj;
+  const out: Record<string, unknown> = {};
+  for (const f of fields) if (o[f] !== undefined) out[f] = o[f];
+  return out as T;
+}
+
+const READ = ['rev', 'consistency', 'minRev'] as const;
+const SELECTOR = ['key', 'prefix', 'start', 'end'] as const;
+const QUERY = ['limit', 'keysOnly', 'countOnly', 'children'] as const;
+
+function txnOp(o: TxnOp): TxnOp {
+  switch (o['op']) {
+    case 'put':
+      return pick(o, ['op', 'key', 'value', 'prevKv']);
+    case 'delete':
+      return pick(o, ['op', ...SELECTOR, 'prevKv']);
+    case 'get':
+      return pick(o, ['op', 'key']);
+    default:
+      return pick(o, ['op', ...SELECTOR, ...QUERY]);
+  }
+}
+
+export interface CheckedRequest<F extends ClientFop = ClientFop> {
+  readonly op: F;
+  readonly args: FopArgs<F>;
+}
+
+/** Checks a request's op and args; throws a typed error (invalid-argument, key-too-large, …). */
+export function checkRequest(op: string, args: unknown): CheckedRequest {
+  if (!isClientFop(op)) throw coordError('invalid-argument', `unknown op ${JSON.stringify(op)}`);
+  switch (op) {
+    case 'get':
+      checkGetArgs(args);
+      return { op, args: pick(args, ['key', ...READ]) };
+    case 'range':
+      checkRangeArgs(args);
+      return { op, args: pick(args, [...SELECTOR, ...QUERY, ...READ]) };
+    case 'put':
+      checkPutArgs(args);
+      return { op, args: pick(args, ['key', 'value', 'prevKv']) };
+    case 'delete':
+      checkDeleteArgs(args);
+      return { op, args: pick(args, [...SELECTOR, 'prevKv']) };
+    case 'txn': {
+      checkTxnArgs(args);
+      const ops = (l: readonly TxnOp[] | undefined): TxnOp[] => (l ?? []).map((o) => txnOp(o));
+      const compare = (args.compare ?? []).map((c) => pick<Compare>(c, ['key', 'target', 'op', 'value']));
+      return { op, args: { compare, success: ops(args.success), failure: ops(args.failure) } };
+    }
+    case 'compact':
+      checkCompactArgs(args);
+      return { op, args: { rev: args.rev } };
+    case 'status':
+    case 'statedump':
+    case 'profile':
+      if (args !== undefined && (typeof args !== 'object' || args === null || Array.isArray(args))) {
+        throw coordError('invalid-argument', `${op} takes an object`);
+      }
+      return { op, args: {} };
+  }
+}
