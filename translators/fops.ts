@@ -56,6 +56,8 @@ export interface FopStats {
   readonly latencyMsP50: number;
   readonly latencyMsP99: number;
   readonly latencyMsMax: number;
+  /** Sum of every latency since start (with count: the mean, and Prometheus's _sum). */
+  readonly latencyMsSum: number;
 }
 export interface ProfileEntry {
   readonly name: string;

@@ -42,20 +42,26 @@ export function renderMetrics(profile: readonly ProfileEntry[], status: StatusRe
   const errors: Sample[] = [];
   const latency: Sample[] = [];
   const latencyMax: Sample[] = [];
+  const latencySum: Sample[] = [];
+  const latencyCount: Sample[] = [];
   for (const p of profile) {
     for (const [fop, s] of Object.entries(p.fops)) {
       const labels = { translator: p.name, fop };
       total.push({ labels, value: s.count });
       errors.push({ labels, value: s.errors });
       latency.push({ labels: { ...labels, quantile: '0.5' }, value: s.latencyMsP50 }, { labels: { ...labels, quantile: '0.99' }, value: s.latencyMsP99 });
+      latencySum.push({ labels, value: s.latencyMsSum });
+      latencyCount.push({ labels, value: s.count });
       latencyMax.push({ labels, value: s.latencyMsMax });
     }
   }
   const out: string[] = [];
   family(out, 'coordvol_fop_total', 'counter', 'Fops that passed through an io-stats translator.', total);
   family(out, 'coordvol_fop_errors_total', 'counter', 'Fops that failed, per io-stats translator.', errors);
-  // Quantiles over the most recent samples only (a bounded ring per fop); no _sum is kept.
-  family(out, 'coordvol_fop_latency_ms', 'summary', 'Fop latency in milliseconds over recent samples.', latency);
+  // Quantiles over the most recent samples (a bounded ring per fop); _sum and _count since start.
+  family(out, 'coordvol_fop_latency_ms', 'summary', 'Fop latency in milliseconds (quantiles over recent samples).', latency);
+  for (const x of latencySum) out.push(`coordvol_fop_latency_ms_sum${formatLabels(x.labels)} ${formatValue(x.value)}`);
+  for (const x of latencyCount) out.push(`coordvol_fop_latency_ms_count${formatLabels(x.labels)} ${formatValue(x.value)}`);
   family(out, 'coordvol_fop_latency_ms_max', 'gauge', 'Highest fop latency in milliseconds since start.', latencyMax);
 
   const v = status.volume;

@@ -290,7 +290,9 @@ function parseMetrics(text: string): Map<string, number> {
     const m = SAMPLE.exec(line);
     expect(m, line).not.toBeNull();
     const [, name, labels, value] = m!;
-    expect(typed.has(name!) && helped.has(name!), `HELP and TYPE before ${name}`).toBe(true);
+    // A summary's _sum and _count series belong to its family (the text format's rule).
+    const base = /_(sum|count)$/.test(name!) && typed.get(name!.replace(/_(sum|count)$/, '')) === 'summary' ? name!.replace(/_(sum|count)$/, '') : name!;
+    expect(typed.has(base) && helped.has(base), `HELP and TYPE before ${name}`).toBe(true);
     const n = Number(value);
     expect(Number.isFinite(n), line).toBe(true);
     samples.set(`${name}{${labels ?? ''}}`, n);
@@ -320,9 +322,10 @@ describe('/metrics', () => {
   });
 
   it('escapes label values', () => {
-    const text = renderMetrics([{ name: 'a"b\\c\nd', fops: { get: { count: 1, errors: 0, latencyMsP50: 0.5, latencyMsP99: 1, latencyMsMax: 2 } } }], {});
+    const text = renderMetrics([{ name: 'a"b\\c\nd', fops: { get: { count: 1, errors: 0, latencyMsP50: 0.5, latencyMsP99: 1, latencyMsMax: 2, latencyMsSum: 3 } } }], {});
     expect(text).toContain('coordvol_fop_total{translator="a\\"b\\\\c\\nd",fop="get"} 1\n');
-    expect(parseMetrics(text).size).toBe(5);
+    expect(parseMetrics(text).size).toBe(7);
+    expect(text).toContain('coordvol_fop_latency_ms_sum{translator="a\\"b\\\\c\\nd",fop="get"} 3\n');
   });
 });
 

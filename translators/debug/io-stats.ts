@@ -13,6 +13,7 @@ class FopCounter {
   count = 0;
   errors = 0;
   maxMs = 0;
+  sumMs = 0;
   private readonly ring = new Float64Array(latencySamplesMax);
   private filled = 0;
   private at = 0;
@@ -21,6 +22,7 @@ class FopCounter {
     this.count++;
     if (failed) this.errors++;
     if (ms > this.maxMs) this.maxMs = ms;
+    this.sumMs += ms;
     this.ring[this.at] = ms;
     this.at = (this.at + 1) % this.ring.length;
     if (this.filled < this.ring.length) this.filled++;
@@ -29,7 +31,7 @@ class FopCounter {
   stats(): FopStats {
     const s = Array.from(this.ring.subarray(0, this.filled)).sort((a, b) => a - b);
     const q = (p: number): number => (s.length === 0 ? 0 : (s[Math.min(s.length - 1, Math.floor(p * s.length))] as number));
-    return { count: this.count, errors: this.errors, latencyMsP50: round(q(0.5)), latencyMsP99: round(q(0.99)), latencyMsMax: round(this.maxMs) };
+    return { count: this.count, errors: this.errors, latencyMsP50: round(q(0.5)), latencyMsP99: round(q(0.99)), latencyMsMax: round(this.maxMs), latencyMsSum: round(this.sumMs) };
   }
 }
 
