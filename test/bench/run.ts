@@ -1,27 +1,20 @@
 // `npm run bench`: runs the benchmarks and prints a markdown table; with --write, replaces the
-// generated section of BENCHMARKS.md. Options: --rounds N (default 3), --quick (small counts).
-import { execSync } from 'node:child_process';
+// generated section of BENCHMARKS.md.
+//   npm run bench [-- single] [--rounds N] [--quick] [--write] [--no-fsync]   the in-process single brick (issue 2)
+//   npm run bench -- compare [--rounds N] [--systems coordvol,etcd,zookeeper] [--quick] [--write] …
+//                                                                        side by side with etcd and ZooKeeper (compare.ts)
 import { readFileSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { machine, replaceSection } from './machine.js';
 import { runSingleBrick, type WorkloadResult } from './single-brick.js';
 
-const args = process.argv.slice(2);
+const argv = process.argv.slice(2);
+const command = argv[0] === 'compare' || argv[0] === 'single' ? argv[0] : 'single';
+const args = argv[0] === command ? argv.slice(1) : argv;
 const flag = (name: string): boolean => args.includes(name);
 const value = (name: string, dflt: number): number => {
   const i = args.indexOf(name);
   return i >= 0 ? Number(args[i + 1]) : dflt;
 };
-
-function machine(): string {
-  const fs = (() => {
-    try {
-      return execSync('findmnt -no FSTYPE -T .', { encoding: 'utf8' }).trim();
-    } catch {
-      return 'unknown';
-    }
-  })();
-  return `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ${fs} disk, Node ${process.version}`;
-}
 
 function rows(rs: readonly WorkloadResult[]): string {
   const lines = ['| workload | ops | ops/s | p50 ms | p99 ms | process CPU (% of one core) |', '|---|---:|---:|---:|---:|---:|'];
@@ -50,7 +43,7 @@ async function main(): Promise<void> {
   const section = [
     `### Single brick, in-process (issue 2)`,
     ``,
-    `${started} UTC · ${machine()} · \`npm run bench${args.length ? ' -- ' + args.join(' ') : ''}\``,
+    `${started} UTC · ${machine()} · \`npm run bench${argv.length ? ' -- ' + argv.join(' ') : ''}\``,
     ``,
     `openVolume() with the default graph (io-stats → replicate → io-stats → locks → storage/lmdb),`,
     `fsync ${flag('--no-fsync') ? 'OFF' : 'on'}, 256-byte values over 10,000 keys, 64 concurrent callers in the same process;`,
@@ -61,18 +54,12 @@ async function main(): Promise<void> {
   process.stdout.write(section + '\n');
   if (flag('--write')) {
     const path = 'BENCHMARKS.md';
-    const text = readFileSync(path, 'utf8');
-    const begin = '<!-- bench:single-brick:begin -->';
-    const end = '<!-- bench:single-brick:end -->';
-    const a = text.indexOf(begin);
-    const b = text.indexOf(end);
-    if (a < 0 || b < 0) throw new Error(`${path} lacks the ${begin} … ${end} markers`);
-    writeFileSync(path, text.slice(0, a + begin.length) + '\n' + section + '\n' + text.slice(b));
+    writeFileSync(path, replaceSection(readFileSync(path, 'utf8'), 'single-brick', section, path));
     process.stderr.write(`wrote ${path}\n`);
   }
 }
 
-main().catch((e: unknown) => {
+(command === 'compare' ? import('./compare.js').then((m) => m.runCompare(args)) : main()).catch((e: unknown) => {
   process.stderr.write(`bench failed: ${e instanceof Error ? e.stack : String(e)}\n`);
   process.exitCode = 1;
 });

@@ -1,0 +1,143 @@
+// etcd 3.4 from Debian's etcd-server/etcd-client packages (installed on first use), one or three
+// members on 127.0.0.1 with distinct client and peer ports, defaults otherwise (fsync on,
+// heartbeat 100 ms, election 1 s), data in a temp dir. Clients are the npm `etcd3` library
+// (@grpc/grpc-js, pure JS): puts are Put, gets are Range with serializable=true or the default
+// linearizable read (ReadIndex through the leader).
+import { join } from 'node:path';
+import { Etcd3 } from 'etcd3';
+import {
+  aptInstall, assertRunning, debVersion, freePort, logTail, onPath, removeDir, run, startServer, stopServer, tempDir, waitUntil, type Server,
+} from './proc.js';
+import { forEachLimited, type DriverOptions, type KvClient, type ReadMode, type SystemDriver } from './types.js';
+
+interface Member {
+  readonly name: string;
+  readonly clientUrl: string;
+  readonly peerUrl: string;
+  readonly dataDir: string;
+}
+
+const CALL_TIMEOUT_MS = 10_000;
+
+export class EtcdDriver implements SystemDriver {
+  readonly name = 'etcd';
+  private dir: string | undefined;
+  private members: Member[] = [];
+  private servers: Server[] = [];
+  private admin: Etcd3 | undefined;
+
+  constructor(private readonly o: DriverOptions) {}
+
+  private endpoints(): string {
+    return this.members.map((m) => m.clientUrl).join(',');
+  }
+
+  private etcdctl(args: readonly string[], timeoutMs = 30_000): Promise<string> {
+    return run('etcdctl', [`--endpoints=${this.endpoints()}`, ...args], { timeoutMs, env: { ...process.env, ETCDCTL_API: '3' } });
+  }
+
+  async start(): Promise<void> {
+    if (!onPath('etcd') || !onPath('etcdctl')) {
+      this.o.progress('etcd: not on PATH, installing etcd-server and etcd-client from Debian');
+      await aptInstall(['etcd-server', 'etcd-client'], this.o.progress);
+    }
+    this.dir = tempDir('etcd');
+    for (let i = 1; i <= this.o.members; i++) {
+      this.members.push({
+        name: `m${i}`,
+        clientUrl: `http://127.0.0.1:${await freePort()}`,
+        peerUrl: `http://127.0.0.1:${await freePort()}`,
+        dataDir: join(this.dir, `m${i}`),
+      });
+    }
+    const cluster = this.members.map((m) => `${m.name}=${m.peerUrl}`).join(',');
+    for (const m of this.members) {
+      const args = [
+        `--name=${m.name}`,
+        `--data-dir=${m.dataDir}`,
+        `--listen-client-urls=${m.clientUrl}`,
+        `--advertise-client-urls=${m.clientUrl}`,
+        `--listen-peer-urls=${m.peerUrl}`,
+        `--initial-advertise-peer-urls=${m.peerUrl}`,
+        `--initial-cluster=${cluster}`,
+        '--initial-cluster-state=new',
+        '--initial-cluster-token=coordvol-bench',
+        '--logger=zap',
+        '--log-outputs=stderr',
+      ];
+      this.servers.push(startServer(`etcd ${m.name}`, 'etcd', args, { cwd: this.dir, logFile: join(this.dir, `${m.name}.log`) }));
+    }
+    this.o.progress(`etcd: started ${this.members.length} member(s), pids ${this.servers.map((s) => s.pid).join(' ')}, data in ${this.dir}`);
+    try {
+      await waitUntil('etcd members healthy', 60_000, async () => {
+        for (const s of this.servers) assertRunning(s);
+        await this.etcdctl(['endpoint', 'health'], 10_000);
+        return true;
+      });
+    } catch (e) {
+      const logs = this.servers.map((s) => `--- ${s.name} (${s.logFile})\n${logTail(s, 8)}`).join('\n');
+      throw new Error(`${e instanceof Error ? e.message : String(e)}\n${logs}`);
+    }
+    this.admin = this.newClient();
+  }
+
+  private newClient(): Etcd3 {
+    return new Etcd3({
+      hosts: this.members.map((m) => m.clientUrl),
+      dialTimeout: 10_000,
+      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + CALL_TIMEOUT_MS }),
+    });
+  }
+
+  async client(): Promise<KvClient> {
+    const c = this.newClient();
+    await c.get('/bench/ping').serializable(true).string(); // dials the connection before the clock starts
+    return {
+      put: async (key: string, value: Uint8Array): Promise<void> => {
+        await c.put(key).value(Buffer.from(value.buffer, value.byteOffset, value.byteLength));
+      },
+      get: async (key: string, mode: ReadMode): Promise<void> => {
+        await c.get(key).serializable(mode === 'serializable').buffer();
+      },
+      close: async (): Promise<void> => {
+        c.close();
+      },
+    };
+  }
+
+  async preload(keys: readonly string[], value: Uint8Array, inFlight: number): Promise<void> {
+    const c = await this.client();
+    try {
+      await forEachLimited(keys, inFlight, (k) => c.put(k, value));
+    } finally {
+      await c.close();
+    }
+  }
+
+  /** Compact at the current revision and defragment every member, so the db does not grow across runs. */
+  async beforeWriteRun(): Promise<void> {
+    const status = JSON.parse(await this.etcdctl(['endpoint', 'status', '-w', 'json'])) as { Status?: { header?: { revision?: number } } }[];
+    const rev = Math.max(...status.map((s) => Number(s.Status?.header?.revision ?? 0)));
+    if (rev > 1) await this.etcdctl(['compact', String(rev), '--physical'], 120_000);
+    await this.etcdctl(['defrag', '--command-timeout=120s'], 180_000);
+  }
+
+  async stop(): Promise<void> {
+    this.admin?.close();
+    this.admin = undefined;
+    await Promise.all(this.servers.map((s) => stopServer(s)));
+    this.servers = [];
+    if (this.dir) removeDir(this.dir);
+    this.dir = undefined;
+    this.members = [];
+  }
+
+  serverPids(): number[] {
+    return this.servers.map((s) => s.pid);
+  }
+
+  async describe(): Promise<string> {
+    const v = (await run('etcd', ['--version'], { timeoutMs: 10_000 })).split('\n')[0]?.replace('etcd Version: ', '') ?? '?';
+    return `etcd ${v} (Debian etcd-server ${(await debVersion('etcd-server')) ?? '?'}), ${this.o.members} member(s), defaults (fsync on, heartbeat 100 ms, election 1 s)`;
+  }
+}

@@ -1,0 +1,52 @@
+// What compare.ts needs from a system under test: start its servers, hand out clients, preload
+// keys, tidy between write runs, stop. One driver per system (etcd.ts, zookeeper.ts, coordvol.ts).
+import type { Progress } from './proc.js';
+
+export type ReadMode = 'serializable' | 'linearizable';
+
+/** One client connection to the system; calls may be issued concurrently (pipelined). */
+export interface KvClient {
+  put(key: string, value: Uint8Array): Promise<void>;
+  get(key: string, mode: ReadMode): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface SystemDriver {
+  /** The name used on the command line and in the table (`etcd`, `zookeeper`, `coordvol`, …). */
+  readonly name: string;
+  /** Installs the system if needed, starts its servers on loopback with data in a temp dir, waits until they serve. */
+  start(): Promise<void>;
+  /** A new client connection (call after start). */
+  client(): Promise<KvClient>;
+  /** Writes every key once with `value` (creating it where the system distinguishes create from update). */
+  preload(keys: readonly string[], value: Uint8Array, inFlight: number): Promise<void>;
+  /** Housekeeping before a write run (etcd: compact and defragment, as ANCHORS.md does). */
+  beforeWriteRun(): Promise<void>;
+  /** Stops every server it started (by PID) and removes its temp dirs. Safe to call twice. */
+  stop(): Promise<void>;
+  /** The server processes whose CPU the workloads measure (empty when the server runs in-process). */
+  serverPids(): number[];
+  /** One line for the report: version and setup (members, fsync, client library). */
+  describe(): Promise<string>;
+}
+
+export interface DriverOptions {
+  /** Servers per system: 1, or 3 for a replicated cluster. */
+  readonly members: number;
+  readonly progress: Progress;
+}
+
+/** Runs `f` over `items` with at most `inFlight` calls outstanding. */
+export async function forEachLimited<T>(items: readonly T[], inFlight: number, f: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(inFlight, items.length) }, async () => {
+      for (let i = next++; i < items.length; i = next++) await f(items[i] as T);
+    }),
+  );
+}
+
+/** The system cannot run in this tree (a missing piece, not a failure): compare.ts skips it in later rounds. */
+export class Unavailable extends Error {
+  override readonly name = 'Unavailable';
+}
