@@ -27,6 +27,8 @@ interface KeyParams {
 interface ReadQuery {
   rev?: number;
   consistency?: Consistency;
+  /** An HTTP client's own highest seen rev: its serializable reads never go below it. */
+  minRev?: number;
 }
 interface GetQuery extends ReadQuery {
   raw?: boolean;
@@ -42,7 +44,11 @@ interface RangeQueryString extends ReadQuery {
 }
 
 function readOpts(q: ReadQuery): ReadOpts {
-  return { ...(q.rev !== undefined ? { rev: q.rev } : {}), ...(q.consistency !== undefined ? { consistency: q.consistency } : {}) };
+  return {
+    ...(q.rev !== undefined ? { rev: q.rev } : {}),
+    ...(q.consistency !== undefined ? { consistency: q.consistency } : {}),
+    ...(q.minRev !== undefined ? { minRev: q.minRev } : {}),
+  };
 }
 
 const keyOf = (p: KeyParams): string => '/' + p['*'];
@@ -55,7 +61,7 @@ export const kvRoutes: FastifyPluginAsync<{ volume: Volume }> = async (app, { vo
   app.get<{ Params: KeyParams; Querystring: GetQuery }>('/v1/kv/*', {
     schema: {
       params: keyParams,
-      querystring: { type: 'object', additionalProperties: false, properties: { rev, consistency, raw: flag } },
+      querystring: { type: 'object', additionalProperties: false, properties: { rev, consistency, minRev: rev, raw: flag } },
     },
   }, async (req, reply) => {
     const key = keyOf(req.params);
@@ -101,7 +107,7 @@ export const kvRoutes: FastifyPluginAsync<{ volume: Volume }> = async (app, { vo
         properties: {
           prefix: { type: 'string' }, start: { type: 'string' }, end: { type: 'string' },
           limit: { type: 'integer', minimum: 1, maximum: rangeLimitMax },
-          keysOnly: flag, countOnly: flag, children: flag, rev, consistency,
+          keysOnly: flag, countOnly: flag, children: flag, rev, consistency, minRev: rev,
         },
       },
     },

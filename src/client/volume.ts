@@ -12,6 +12,11 @@ export interface ReadOpts {
   readonly rev?: number;
   /** Default linearizable; serializable reads never go back in time for this client. */
   readonly consistency?: Consistency;
+  /**
+   * Serializable reads: the highest rev the caller has seen elsewhere (another process, an HTTP
+   * client that carries its own): the read waits for it as for this client's own (DESIGN §3).
+   */
+  readonly minRev?: number;
 }
 
 export type RangeOpts = KeySelector & RangeQuery & ReadOpts;
@@ -63,7 +68,7 @@ export class FopVolume implements Volume {
     const out: { rev?: Rev; consistency?: Consistency; minRev?: Rev } = {};
     if (o?.rev !== undefined) out.rev = asRev(o.rev);
     if (o?.consistency !== undefined) out.consistency = o.consistency;
-    if (o?.consistency === 'serializable') out.minRev = asRev(this.seen);
+    if (o?.consistency === 'serializable') out.minRev = asRev(Math.max(this.seen, o.minRev ?? 0));
     return out;
   }
 
@@ -73,7 +78,7 @@ export class FopVolume implements Volume {
 
   async range(q: string | RangeOpts): Promise<RangeResult> {
     const sel: RangeOpts = typeof q === 'string' ? { prefix: q } : q;
-    const { rev: _rev, consistency: _c, ...rest } = sel;
+    const { rev: _rev, consistency: _c, minRev: _m, ...rest } = sel;
     return this.saw(await this.caller('range', this.ctx(), { ...rest, ...this.readOpts(sel) } as FopArgs<'range'>));
   }
 

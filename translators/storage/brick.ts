@@ -112,16 +112,24 @@ export abstract class StorageTranslator extends Translator {
     const s = this.store;
     const deadline = ctx.deadlineMs ?? this.env.clock.nowMs() + this.readWaitMs;
     return new Promise((resolve, reject) => {
+      const behind = (): Error => coordError('behind', `brick ${this.name} is at rev ${s.commitRev}, the read needs ${rev}`, { commitRev: s.commitRev, rev });
       const check = (): void => {
         if (s.commitRev >= rev) {
           done();
           resolve();
         } else if (this.env.clock.nowMs() >= deadline) {
           done();
-          reject(coordError('behind', `brick ${this.name} is at rev ${s.commitRev}, the read needs ${rev}`, { commitRev: s.commitRev, rev }));
+          reject(behind());
         }
       };
-      const timer = setTimeout(check, Math.max(0, deadline - this.env.clock.nowMs()));
+      // The timer firing ends the wait: Node's timers run on a coarser clock than nowMs() and
+      // may fire a fraction of a millisecond "early", when check() would find time left and,
+      // with nothing to wake it again, wait forever.
+      const timer = setTimeout(() => {
+        done();
+        if (s.commitRev >= rev) resolve();
+        else reject(behind());
+      }, Math.max(0, deadline - this.env.clock.nowMs()));
       const done = (): void => {
         clearTimeout(timer);
         this.commitWaiters.delete(check);
@@ -130,6 +138,7 @@ export abstract class StorageTranslator extends Translator {
       check();
     });
   }
+
 
   brickStatus(): BrickStatus {
     const s = this.store;
