@@ -3,6 +3,7 @@ export { openVolume, type OpenVolumeOptions, type EmbeddedVolume } from './embed
 export { connect, type ConnectOptions, type RemoteVolume } from './remote.js';
 export type { Volume, ReadOpts, RangeOpts } from './volume.js';
 export { json, msgpack, text } from './codec.js';
+export { op, compare, TxnBuilder, type CompareValue } from './txn-builder.js';
 export { CoordError, isCoordError, ERROR_CODES, type ErrorCode } from '../common/errors.js';
 export type { Rev, Epoch, SessionId, VolumeId, BrickId } from '../common/ids.js';
 export type {

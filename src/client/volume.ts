@@ -4,8 +4,10 @@ import { asRev, type Rev } from '../common/ids.js';
 import type {
   CompactResult, Compare, DeleteResult, FopContext, FopName, FopArgs, FopResult, GetResult, KeySelector,
   ProfileEntry, PutResult, RangeQuery, RangeResult, StatusResult, TranslatorDump, TxnOp, TxnResult, Consistency,
+  CompareOp, CompareTarget,
 } from '../../translators/fops.js';
 import { toBytes } from './codec.js';
+import { TxnBuilder, type CompareValue } from './txn-builder.js';
 
 export interface ReadOpts {
   /** Read as of an older rev still in history. */
@@ -29,6 +31,10 @@ export interface Volume {
   /** One key (string) or a selector (prefix, or [start, end)). */
   delete(q: string | KeySelector, opts?: { readonly prevKv?: boolean }): Promise<DeleteResult>;
   txn(t: { readonly compare?: readonly Compare[]; readonly success?: readonly TxnOp[]; readonly failure?: readonly TxnOp[] }): Promise<TxnResult>;
+  /** Starts a txn with its first compare: `vol.if(k, 'version', '=', 3).then(op.put(k, v)).commit()`. */
+  if<T extends CompareTarget>(key: string, target: T, cmp: T extends 'exists' ? '=' | '!=' : CompareOp, value: CompareValue<T>): TxnBuilder;
+  /** A txn with no compare (its `then` branch always runs). */
+  newTxn(): TxnBuilder;
   compact(rev: number): Promise<CompactResult>;
   status(): Promise<StatusResult>;
   statedump(): Promise<readonly TranslatorDump[]>;
@@ -93,6 +99,14 @@ export class FopVolume implements Volume {
 
   async txn(t: { readonly compare?: readonly Compare[]; readonly success?: readonly TxnOp[]; readonly failure?: readonly TxnOp[] }): Promise<TxnResult> {
     return this.saw(await this.caller('txn', this.ctx(), { compare: t.compare ?? [], success: t.success ?? [], failure: t.failure ?? [] }));
+  }
+
+  if<T extends CompareTarget>(key: string, target: T, cmp: T extends 'exists' ? '=' | '!=' : CompareOp, value: CompareValue<T>): TxnBuilder {
+    return this.newTxn().if(key, target, cmp, value);
+  }
+
+  newTxn(): TxnBuilder {
+    return new TxnBuilder((t) => this.txn(t));
   }
 
   async compact(rev: number): Promise<CompactResult> {
