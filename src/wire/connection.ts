@@ -195,7 +195,7 @@ export class Connection {
     this.begin();
     if (this.stateV === 'closed') return this.end();
     assert(this.stateV === 'open', `send() in state ${this.stateV}`);
-    assert((msg.type === 'request') === (this.config.role === 'client'), `a ${this.config.role} does not send ${msg.type}s`);
+    assert((msg.type === 'request') === (this.config.role === 'client'), `a ${this.config.role} does not send ${msg.type}s`); // responses and pushes: servers
     try {
       this.emit(msg);
     } catch (e) {
@@ -235,6 +235,7 @@ export class Connection {
         if (this.config.role === 'server') return void this.step.deliver.push(m);
         break;
       case 'response':
+      case 'push':
         if (this.config.role === 'client') return void this.step.deliver.push(m);
         break;
       default:

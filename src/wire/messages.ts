@@ -62,6 +62,17 @@ export type ResponseMessage =
   | { readonly type: 'response'; readonly id: number; readonly ok: true; readonly result: unknown }
   | { readonly type: 'response'; readonly id: number; readonly ok: false; readonly error: WireError };
 
+/**
+ * A server-pushed message on an open connection: part of a stream the client subscribed to
+ * (watch events, config changes). Streams are numbered by the client; a stream's pushes arrive
+ * in the order the server sent them (one connection, in order).
+ */
+export interface PushMessage {
+  readonly type: 'push';
+  readonly stream: number;
+  readonly body: unknown;
+}
+
 export interface PingMessage {
   readonly type: 'ping';
 }
@@ -76,7 +87,7 @@ export interface GoawayMessage {
 
 export type HandshakeMessage = HelloMessage | AuthMessage | WelcomeMessage;
 /** What the connection hands its user once open (and takes from it). */
-export type AppMessage = RequestMessage | ResponseMessage;
+export type AppMessage = RequestMessage | ResponseMessage | PushMessage;
 export type Message = HandshakeMessage | AppMessage | PingMessage | PongMessage | GoawayMessage;
 export type MessageType = Message['type'];
 
@@ -145,6 +156,8 @@ export function parseMessage(v: unknown): Message {
       if (v['ok'] === false) return { type, id, ok: false, error: wireError(v['error'], 'error') };
       throw bad('ok must be a boolean');
     }
+    case 'push':
+      return { type, stream: uint(v, 'stream'), body: v['body'] };
     case 'ping':
     case 'pong':
       return { type };

@@ -125,6 +125,7 @@ class WaitQueue {
 const DEFINITIVE = new Set(['auth-failed', 'wrong-volume', 'protocol-error']);
 
 export class ProtocolClientTranslator extends Translator implements LinkHandler {
+  private readonly pushHandlers = new Map<number, (body: unknown) => void>();
   private readonly o: Values;
   private readonly servers: readonly Address[];
   private readonly random: Random;
@@ -329,8 +330,23 @@ export class ProtocolClientTranslator extends Translator implements LinkHandler 
     this.pump();
   }
 
+  /**
+   * Receives the pushes of `stream` on the current connection (watches use this). A push for a
+   * stream nobody listens to is dropped; a broken connection ends every stream (its owner
+   * resumes it on the next one, from what it has seen).
+   */
+  onPush(stream: number, handler: (body: unknown) => void): () => void {
+    this.pushHandlers.set(stream, handler);
+    return () => void this.pushHandlers.delete(stream);
+  }
+
   deliver(link: Link, msg: AppMessage): void {
-    if (link !== this.link || msg.type !== 'response') return;
+    if (link !== this.link) return;
+    if (msg.type === 'push') {
+      this.pushHandlers.get(msg.stream)?.(msg.body);
+      return;
+    }
+    if (msg.type !== 'response') return;
     const p = this.inFlight.get(msg.id);
     if (!p) return; // answered after its deadline: the caller has its error already
     this.inFlight.delete(msg.id);

@@ -40,6 +40,8 @@ const DRAIN_MS = 1_000;
 
 /** The server's side of one connection: its requests in flight and whether reading is paused. */
 interface Client {
+  /** Unique per server, for pushes. */
+  readonly id: number;
   readonly link: Link;
   inFlight: number;
   paused: boolean;
@@ -58,6 +60,7 @@ export class ProtocolServerTranslator extends Translator implements LinkHandler 
   };
   private lastListenError: string | undefined;
   private inFlightTotal = 0;
+  private connectionSeq = 0;
   /** fini() waiting for the requests being served. */
   private onDrained: (() => void) | undefined;
 
@@ -146,7 +149,7 @@ export class ProtocolServerTranslator extends Translator implements LinkHandler 
     }, now);
     const peer = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
     const link = new Link(socket, conn, peer, this.env.clock, this);
-    this.clients.set(link, { link, inFlight: 0, paused: false });
+    this.clients.set(link, { id: ++this.connectionSeq, link, inFlight: 0, paused: false });
     socket.on('drain', () => this.maybeResume(link));
     void link.socketClosed.then(() => this.clients.delete(link));
     link.connected();
@@ -161,6 +164,24 @@ export class ProtocolServerTranslator extends Translator implements LinkHandler 
     if (why.code === 'protocol-error') this.stats.protocolErrors++;
     else if (why.code === 'auth-failed' || why.code === 'wrong-volume') this.stats.authFailures++;
     else if (why.code === 'timeout') this.stats.timeouts++;
+  }
+
+  /** Open connections, by id, for pushes (watches subscribe their connection). */
+  connectionIds(): number[] {
+    return [...this.clients.values()].map((c) => c.id);
+  }
+
+  /**
+   * Pushes `body` on `stream` to the connection `connectionId`. False when that connection is
+   * gone. Large bodies span frames like any message.
+   */
+  push(connectionId: number, stream: number, body: unknown): boolean {
+    for (const c of this.clients.values()) {
+      if (c.id !== connectionId) continue;
+      c.link.send({ type: 'push', stream, body });
+      return true;
+    }
+    return false;
   }
 
   deliver(link: Link, msg: AppMessage): void {
