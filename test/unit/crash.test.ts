@@ -174,7 +174,7 @@ async function verify(round: number, run: RoundRun): Promise<Record<string, numb
       } else {
         const ka = txns.get(`/t/${a.w}/${a.n}/a`);
         const kb = txns.get(`/t/${a.w}/${a.n}/b`);
-        expect(ka && kb, `acked txn ${JSON.stringify(a)} has both keys`).toBeTruthy();
+        expect([ka !== undefined, kb !== undefined], `acked txn ${JSON.stringify(a)} has both keys`).toEqual([true, true]);
         expect(text(ka), `acked txn ${JSON.stringify(a)} value a`).toBe(want);
         expect(text(kb), `acked txn ${JSON.stringify(a)} value b`).toBe(want);
         expect(ka?.modRev, `acked txn ${JSON.stringify(a)} modRev a`).toBe(a.rev);

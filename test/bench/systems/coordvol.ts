@@ -12,7 +12,7 @@ import type { EmbeddedVolume, Volume } from '../../../src/client/index.js';
 import {
   assertRunning, freePort, logTail, removeDir, startServer, stopServer, tempDir, waitUntil, withTimeout, type Server,
 } from './proc.js';
-import { forEachLimited, Unavailable, type DriverOptions, type KvClient, type ReadMode, type SystemDriver } from './types.js';
+import { forEachLimited, preloadWith, Unavailable, type DriverOptions, type KvClient, type ReadMode, type SystemDriver } from './types.js';
 
 type Connect = (o: { servers: string[]; secret: string | Uint8Array }) => Promise<Volume>;
 
@@ -111,13 +111,8 @@ export class CoordvolDriver implements SystemDriver {
     });
   }
 
-  async preload(keys: readonly string[], value: Uint8Array, inFlight: number): Promise<void> {
-    const c = await this.client();
-    try {
-      await forEachLimited(keys, inFlight, (k) => c.put(k, value));
-    } finally {
-      await c.close();
-    }
+  preload(keys: readonly string[], value: Uint8Array, inFlight: number): Promise<void> {
+    return preloadWith(() => this.client(), keys, value, inFlight);
   }
 
   /** Compacts at the latest rev, as etcd is compacted, so history does not grow across runs. */

@@ -8,7 +8,7 @@ import { Etcd3 } from 'etcd3';
 import {
   aptInstall, assertRunning, debVersion, freePort, logTail, onPath, removeDir, run, startServer, stopServer, tempDir, waitUntil, type Server,
 } from './proc.js';
-import { forEachLimited, type DriverOptions, type KvClient, type ReadMode, type SystemDriver } from './types.js';
+import { forEachLimited, preloadWith, type DriverOptions, type KvClient, type ReadMode, type SystemDriver } from './types.js';
 
 interface Member {
   readonly name: string;
@@ -105,13 +105,8 @@ export class EtcdDriver implements SystemDriver {
     };
   }
 
-  async preload(keys: readonly string[], value: Uint8Array, inFlight: number): Promise<void> {
-    const c = await this.client();
-    try {
-      await forEachLimited(keys, inFlight, (k) => c.put(k, value));
-    } finally {
-      await c.close();
-    }
+  preload(keys: readonly string[], value: Uint8Array, inFlight: number): Promise<void> {
+    return preloadWith(() => this.client(), keys, value, inFlight);
   }
 
   /** Compact at the current revision and defragment every member, so the db does not grow across runs. */

@@ -46,6 +46,16 @@ export async function forEachLimited<T>(items: readonly T[], inFlight: number, f
   );
 }
 
+/** Puts every key once over a fresh client (closed afterwards): how every driver preloads. */
+export async function preloadWith(client: () => Promise<KvClient>, keys: readonly string[], value: Uint8Array, inFlight: number): Promise<void> {
+  const c = await client();
+  try {
+    await forEachLimited(keys, inFlight, (k) => c.put(k, value));
+  } finally {
+    await c.close();
+  }
+}
+
 /** The system cannot run in this tree (a missing piece, not a failure): compare.ts skips it in later rounds. */
 export class Unavailable extends Error {
   override readonly name = 'Unavailable';
