@@ -5,6 +5,7 @@ import { assert, unreachable } from '../src/common/assert.js';
 import { coordError, type CoordError } from '../src/common/errors.js';
 import { asRev, NO_SESSION, type Rev } from '../src/common/ids.js';
 import { RESERVED_PREFIX } from '../src/common/keys.js';
+import { putRecord } from '../store/records.js';
 import type { Effect, KeyRecord, KeyValue } from '../store/types.js';
 import type {
   CompactArgs, Compare, DeleteArgs, PutArgs, TxnArgs, TxnOp, TxnOpResult, WriteOp, WriteResult,
@@ -135,7 +136,7 @@ function evalTxn(view: StateView, a: TxnArgs, rev: Rev): Evaluation {
 
 function applyLocal(local: OverlayView, effects: readonly Effect[], rev: Rev): void {
   for (const fx of effects) {
-    if (fx.t === 'put') local.set(fx.key, { rev, record: { value: fx.value, createRev: fx.createRev, modRev: rev, version: fx.version, session: fx.session } });
+    if (fx.t === 'put') local.set(fx.key, { rev, record: putRecord(fx, rev) });
     else if (fx.t === 'del') local.set(fx.key, { rev, record: undefined });
   }
 }

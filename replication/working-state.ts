@@ -3,6 +3,7 @@
 // once their entry has committed (the base view then holds them).
 import { assert } from '../src/common/assert.js';
 import { asRev, type Rev } from '../src/common/ids.js';
+import { putRecord } from '../store/records.js';
 import type { Entry } from '../store/types.js';
 import { OverlayView } from './overlay.js';
 import type { StateView } from './state-view.js';
@@ -42,7 +43,7 @@ export class WorkingState extends OverlayView {
     assert(e.rev === this.lastRevV + 1, `working state applies entry ${e.rev} right after ${this.lastRevV}`);
     for (const fx of e.effects) {
       if (fx.t === 'put') {
-        this.set(fx.key, { rev: e.rev, record: { value: fx.value, createRev: fx.createRev, modRev: e.rev, version: fx.version, session: fx.session } });
+        this.set(fx.key, { rev: e.rev, record: putRecord(fx, e.rev) });
         this.byRev.push({ rev: e.rev, key: fx.key });
       } else if (fx.t === 'del') {
         this.set(fx.key, { rev: e.rev, record: undefined });

@@ -20,7 +20,7 @@ import { checkpointBytesMax, checkpointChunkRevs, checkpointEntriesDefault, logR
 import { compactHistory } from './compaction.js';
 import type { StorageEngine, TableName, WriteOp } from './engine.js';
 import { histKey, shortKeyOf, sortLongGroups, splitHistKey, tableBounds, tableKey, tableKeyIsLong } from './keys.js';
-import { asStoredVersion, decodeRecord, encodeRecord, encodeTombstone, isTombstone, type StoredVersion } from './records.js';
+import { asStoredVersion, decodeRecord, encodeRecord, encodeTombstone, isTombstone, putRecord, type StoredVersion } from './records.js';
 import type { BrickIdentity, BrickWrite, Entry, KeyRange, KeyRecord, LogPosition, VolumeConfig } from './types.js';
 import { VersionOverlay } from './versions.js';
 
@@ -306,7 +306,7 @@ export class BrickStore {
     for (const fx of e.effects) {
       switch (fx.t) {
         case 'put': {
-          const rec: KeyRecord = { value: fx.value, createRev: fx.createRev, modRev: e.rev, version: fx.version, session: fx.session };
+          const rec = putRecord(fx, e.rev);
           this.overlay.add(fx.key, { rev: e.rev, record: rec });
           this.cache.set(fx.key, rec);
           this.overlayBytes += fx.value.byteLength + fx.key.length;
@@ -377,7 +377,7 @@ export class BrickStore {
         if (fx.t === 'put' || fx.t === 'del') {
           const tk = tableKey(fx.key);
           const long = tableKeyIsLong(tk) ? fx.key : undefined;
-          const sv = fx.t === 'put' ? encodeRecord({ value: fx.value, createRev: fx.createRev, modRev: e.rev, version: fx.version, session: fx.session }, long) : encodeTombstone(e.rev, long);
+          const sv = fx.t === 'put' ? encodeRecord(putRecord(fx, e.rev), long) : encodeTombstone(e.rev, long);
           ops.push({ table: hist, op: 'put', key: histKey(tk, e.rev), value: sv });
           latest.set(fx.key, { tk, rec: fx.t === 'put' ? sv : undefined });
         } else if (fx.t === 'compact') compactRev = fx.rev;

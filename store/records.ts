@@ -2,7 +2,7 @@
 // boundary twice; a mismatch means corruption or a bug, so it fails loudly).
 import { assert } from '../src/common/assert.js';
 import { asRev, asSessionId, type Rev } from '../src/common/ids.js';
-import type { KeyRecord } from './types.js';
+import type { Effect, KeyRecord } from './types.js';
 
 /** A live version (kv and hist tables) or, with d = 1, a deletion (hist only). Short names: on disk. */
 export interface StoredVersion {
@@ -52,4 +52,9 @@ export function asStoredVersion(v: unknown): StoredVersion {
   const s = v as StoredVersion;
   assert(s !== null && typeof s === 'object' && typeof s.m === 'number', 'stored version has a modRev');
   return s;
+}
+
+/** The record a put effect leaves at `rev` (bricks, the holder's working state and txns agree). */
+export function putRecord(fx: Extract<Effect, { t: 'put' }>, rev: Rev): KeyRecord {
+  return { value: fx.value, createRev: fx.createRev, modRev: rev, version: fx.version, session: fx.session };
 }
