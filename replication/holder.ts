@@ -5,11 +5,13 @@
 // the caller (translators/cluster/replicate.ts) carries out. No clock, no I/O.
 import { assert, AssertionError } from '../src/common/assert.js';
 import { coordError, type CoordError } from '../src/common/errors.js';
-import { asRev, type Epoch, type Rev } from '../src/common/ids.js';
+import { asRev, NO_SESSION, type Epoch, type Rev } from '../src/common/ids.js';
 import { batchesInFlightMax, batchOpsMax, pendingOpsMax } from '../src/common/limits.js';
 import type { Entry, LogPosition } from '../store/types.js';
 import { evaluate } from './evaluate.js';
-import type { WriteOp, WriteResult } from './ops.js';
+import type { SessionInfo, SessionMark, WriteOp, WriteResult } from './ops.js';
+import { SessionTable } from './session-table.js';
+import { epochKey, encodeNumber } from './sessions.js';
 import type { StateView } from './state-view.js';
 import { WorkingState } from './working-state.js';
 
@@ -42,6 +44,13 @@ export interface HolderInit {
   readonly compactRev: Rev;
   /** The local brick's committed state at its latest durable commit point. */
   readonly base: () => StateView;
+  /**
+   * The session clock at the epoch-start entry (DESIGN §5): the sclock of the last log entry +
+   * the source brick's quietMs + the time since that grant arrived. Never ahead of real time.
+   */
+  readonly sclock: number;
+  /** The shortest session ttl: max(2 s, 4·leaseMs). */
+  readonly sessionTtlMinMs: number;
 }
 
 interface VoterState {
@@ -72,7 +81,7 @@ export class Holder {
   private readonly voters = new Map<string, VoterState>();
   private readonly local: string;
   private readonly quorum: number;
-  private readonly queue: { id: number; op: WriteOp }[] = [];
+  private readonly queue: { id: number; op: WriteOp; at: number }[] = [];
   /** Evaluated writes waiting for their rev to commit, in rev order. */
   private readonly waiting: { id: number; rev: Rev; outcome: Outcome }[] = [];
   private waitingHead = 0;
@@ -82,6 +91,15 @@ export class Holder {
   private commitRevV: Rev;
   private startRev: Rev | undefined;
   private phase: 'new' | 'starting' | 'active' | 'down' = 'new';
+  private readonly sessions: SessionTable;
+  private readonly sclockStart: number;
+  private readonly sessionTtlMinMs: number;
+  /** Monotonic time of the epoch-start entry: sclock_now = sclockStart + (now − monoStart). */
+  private monoStart = 0;
+  /** Ids of the holder's own writes (marks, expiries): negative, so no caller waits on them. */
+  private nextInternalId = -1;
+  /** The latest time an input carried: flushes triggered by acks stamp entries with it (never ahead). */
+  private lastNow = 0;
 
   constructor(init: HolderInit) {
     assert(init.voters.includes(init.local), 'the holder brick is a voter');
@@ -94,6 +112,14 @@ export class Holder {
     this.commitRevV = init.commitRev;
     for (const v of init.voters) this.voters.set(v, { matched: v === init.local ? init.commitRev : asRev(0), sent: init.last, inFlight: 0 });
     this.ws = new WorkingState(init.base, init.last.rev, init.commitRev, init.compactRev);
+    this.sclockStart = init.sclock;
+    this.sessionTtlMinMs = init.sessionTtlMinMs;
+    this.sessions = new SessionTable();
+  }
+
+  /** The session clock now (DESIGN §5). */
+  sclockNow(nowMs: number): number {
+    return this.sclockStart + Math.max(0, nowMs - this.monoStart);
   }
 
   get commitRev(): Rev {
@@ -113,42 +139,84 @@ export class Holder {
     return this.queue.length;
   }
 
-  /** Appends the epoch-start entry (DESIGN §4.3): nothing of this epoch commits before it. */
-  start(): HolderOutput[] {
+  /**
+   * Appends the epoch-start entry (DESIGN §4.3): nothing of this epoch commits before it. It sets
+   * the session clock and, by its epochs record, turns every session active in the log idle
+   * (sessions.ts effectiveSession); the holder takes its session table from the result.
+   */
+  start(nowMs: number): HolderOutput[] {
     assert(this.phase === 'new', 'start once');
     this.phase = 'starting';
-    const e: Entry = { epoch: this.epoch, rev: asRev(this.last.rev + 1), effects: [{ t: 'epoch-start' }] };
+    this.monoStart = nowMs;
+    this.lastNow = nowMs;
+    const rev = asRev(this.last.rev + 1);
+    const e: Entry = {
+      epoch: this.epoch,
+      rev,
+      sclock: this.sclockStart,
+      effects: [{ t: 'epoch-start' }, { t: 'put', key: epochKey(rev), value: encodeNumber(this.sclockStart), createRev: rev, version: 1, session: NO_SESSION }],
+    };
     this.startRev = e.rev;
     this.ws.apply(e);
     this.appendLocal([e]);
+    this.sessions.load(this.ws);
     return this.sendAll();
   }
 
-  /** Queues a validated write; it is evaluated at the next flush. */
-  propose(id: number, op: WriteOp): HolderOutput[] {
+  /** Queues a validated write; it is evaluated at the next flush. `nowMs`: its receipt time. */
+  propose(id: number, op: WriteOp, nowMs = this.lastNow): HolderOutput[] {
+    this.lastNow = Math.max(this.lastNow, nowMs);
     if (this.phase === 'down') return [{ kind: 'reply', id, outcome: { ok: false, error: coordError('no-quorum', 'this master no longer holds the volume lock') } }];
     if (this.queue.length >= pendingOpsMax) {
       return [{ kind: 'reply', id, outcome: { ok: false, error: coordError('too-large', `more than ${pendingOpsMax} writes are queued; retry later`) } }];
     }
-    this.queue.push({ id, op });
+    this.queue.push({ id, op, at: nowMs });
     return [];
+  }
+
+  /**
+   * The session timer (DESIGN §5): marks idle the active sessions without a keepalive for ttl/2,
+   * and expires active sessions at their deadline and idle ones once sclock_now ≥ idleUntil.
+   * Judged on the working state; the entries it makes go through the queue like any write.
+   */
+  tick(nowMs: number): HolderOutput[] {
+    if (this.phase !== 'active') return [];
+    this.lastNow = Math.max(this.lastNow, nowMs);
+    const { expire, marks } = this.sessions.due(nowMs, this.sclockNow(nowMs));
+    for (const id of expire) this.queue.push({ id: this.nextInternalId--, op: { type: 'session-expire', args: { id } }, at: nowMs });
+    if (marks.length > 0) this.queue.push({ id: this.nextInternalId--, op: { type: 'session-mark', args: { marks } }, at: nowMs });
+    return this.flush(nowMs);
+  }
+
+  /** The sessions as this holder sees them (remaining time from its deadlines and sclock). */
+  sessionsInfo(nowMs: number): SessionInfo[] {
+    return this.sessions.info(this.ws, nowMs, this.sclockNow(nowMs));
+  }
+
+  get sessionCount(): number {
+    return this.sessions.size;
   }
 
   /**
    * Group commit: when a voter can take another batch, evaluate up to batchOpsMax queued writes
    * into entries and send them. Writes that change nothing wait for the rev they were evaluated at.
    */
-  flush(): HolderOutput[] {
+  flush(nowMs = this.lastNow): HolderOutput[] {
+    this.lastNow = Math.max(this.lastNow, nowMs);
     if (this.phase === 'new' || this.phase === 'down' || this.queue.length === 0) return [];
     const localV = this.voters.get(this.local) as VoterState;
     if (localV.inFlight >= batchesInFlightMax) return [];
     const batch = this.queue.splice(0, batchOpsMax);
     const entries: Entry[] = [];
-    for (const { id, op } of batch) {
+    const sclock = this.sclockNow(nowMs);
+    for (const { id, op: queued, at } of batch) {
+      if (queued.type === 'session-expire' && !this.sessions.expiryStillDue(queued.args.id, nowMs, sclock)) continue;
+      const op: WriteOp = queued.type === 'session-mark' ? { type: 'session-mark', args: { marks: this.sessions.stillDue(queued.args.marks, at) } } : queued;
       const rev = asRev(this.ws.lastRev + 1);
-      const ev = evaluateSafely(this.ws, op, rev, { commitRev: this.commitRevV, compactRev: this.ws.compactRev });
+      const ev = evaluateSafely(this.ws, op, rev, { commitRev: this.commitRevV, compactRev: this.ws.compactRev, sessionTtlMinMs: this.sessionTtlMinMs });
+      if (ev.outcome.ok) this.sessions.evaluated(op, ev.outcome.result, at);
       if (ev.effects.length > 0) {
-        const e: Entry = { epoch: this.epoch, rev, effects: ev.effects };
+        const e: Entry = { epoch: this.epoch, rev, sclock, effects: ev.effects };
         this.ws.apply(e);
         entries.push(e);
         this.waiting.push({ id, rev, outcome: ev.outcome });
@@ -211,7 +279,7 @@ export class Holder {
     if (lastRev > v.matched) v.matched = lastRev;
     if (from === this.local) this.ws.committed(asRev(Math.min(appliedRev, this.ws.lastRev)));
     const out = this.advanceCommit();
-    out.push(...this.sendAll(), ...this.flush());
+    out.push(...this.sendAll(), ...this.flush(this.lastNow));
     return out;
   }
 

@@ -1,6 +1,6 @@
 // Client operations and their results (DESIGN §3). They live here because the holder evaluates
 // them (replication/evaluate.ts); translators and the client library re-export them.
-import type { Rev } from '../src/common/ids.js';
+import type { Rev, SessionId } from '../src/common/ids.js';
 import type { KeyValue } from '../store/types.js';
 
 export type { KeyValue } from '../store/types.js';
@@ -54,9 +54,14 @@ export interface PutArgs {
   readonly key: string;
   readonly value: Uint8Array;
   readonly prevKv?: boolean;
+  /** Makes the key ephemeral: it goes when this session expires or closes (DESIGN §5). */
+  readonly session?: SessionId;
+  /** Appends a zero-padded, volume-wide increasing counter to the key. */
+  readonly sequential?: boolean;
 }
 export interface PutResult {
   readonly rev: Rev;
+  /** The final key (with its counter, for a sequential put). */
   readonly key: string;
   readonly prevKv?: KeyValue | undefined;
 }
@@ -108,15 +113,70 @@ export interface CompactResult {
   readonly compactRev: Rev;
 }
 
+export interface SessionOpenArgs {
+  readonly ttlMs: number;
+  /** 128 bits the client picks (32 hex digits): a retried open finds the session it made. */
+  readonly nonce: string;
+  /** Who holds the session (host:pid, or the client's address), for `sessions()`. */
+  readonly owner?: string;
+}
+export interface SessionOpenResult {
+  /** The rev of the entry that opened it (for a retried open: that same rev). */
+  readonly rev: Rev;
+  readonly id: SessionId;
+  readonly ttlMs: number;
+}
+export interface SessionIdArgs {
+  readonly id: SessionId;
+}
+export interface KeepaliveResult {
+  readonly id: SessionId;
+  readonly ttlMs: number;
+}
+export interface SessionCloseResult {
+  readonly rev: Rev;
+}
+export interface SessionInfo {
+  readonly id: SessionId;
+  readonly ttlMs: number;
+  /** ms until the holder expires it unless a keepalive arrives (holder's view). */
+  readonly remainingMs: number;
+  readonly owner: string;
+  readonly keys: number;
+  readonly state: 'active' | 'idle';
+}
+export interface SessionsResult {
+  readonly rev: Rev;
+  readonly sessions: readonly SessionInfo[];
+}
+
+/** A holder-made mark (DESIGN §5): idle with idleUntil on the session clock, or active again. */
+export interface SessionMark {
+  readonly id: SessionId;
+  readonly mode: 'active' | 'idle';
+  readonly idleUntil?: number;
+}
+
 /** A write the holder evaluates into one log entry. */
 export type WriteOp =
   | { readonly type: 'put'; readonly args: PutArgs }
   | { readonly type: 'delete'; readonly args: DeleteArgs }
   | { readonly type: 'txn'; readonly args: TxnArgs }
-  | { readonly type: 'compact'; readonly args: CompactArgs };
+  | { readonly type: 'compact'; readonly args: CompactArgs }
+  | { readonly type: 'session-open'; readonly args: SessionOpenArgs }
+  | { readonly type: 'keepalive'; readonly args: SessionIdArgs }
+  | { readonly type: 'session-close'; readonly args: SessionIdArgs }
+  // Made by the holder itself, never taken off the wire:
+  | { readonly type: 'session-expire'; readonly args: SessionIdArgs }
+  | { readonly type: 'session-mark'; readonly args: { readonly marks: readonly SessionMark[] } };
 
 export type WriteResult =
   | { readonly type: 'put'; readonly result: PutResult }
   | { readonly type: 'delete'; readonly result: DeleteResult }
   | { readonly type: 'txn'; readonly result: TxnResult }
-  | { readonly type: 'compact'; readonly result: CompactResult };
+  | { readonly type: 'compact'; readonly result: CompactResult }
+  | { readonly type: 'session-open'; readonly result: SessionOpenResult }
+  | { readonly type: 'keepalive'; readonly result: KeepaliveResult }
+  | { readonly type: 'session-close'; readonly result: SessionCloseResult }
+  | { readonly type: 'session-expire'; readonly result: SessionCloseResult }
+  | { readonly type: 'session-mark'; readonly result: SessionCloseResult };

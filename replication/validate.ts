@@ -3,9 +3,9 @@
 // about their shape is assumed.
 import { coordError } from '../src/common/errors.js';
 import { checkKey, checkRangeBound, checkValue, checkWritableKey, compareKeys, prefixEnd } from '../src/common/keys.js';
-import { keyBytesMax, rangeLimitMax, txnBytesMax, txnOpsMax } from '../src/common/limits.js';
+import { keyBytesMax, rangeLimitMax, sessionTtlMsMax, txnBytesMax, txnOpsMax } from '../src/common/limits.js';
 import type { KeyRange } from '../store/types.js';
-import type { CompactArgs, Compare, DeleteArgs, GetArgs, KeySelector, PutArgs, RangeArgs, ReadOptions, TxnArgs, TxnOp } from './ops.js';
+import type { CompactArgs, Compare, DeleteArgs, GetArgs, KeySelector, PutArgs, RangeArgs, ReadOptions, SessionIdArgs, SessionOpenArgs, TxnArgs, TxnOp } from './ops.js';
 
 const COMPARE_TARGETS = new Set(['value', 'version', 'createRev', 'modRev', 'exists']);
 const COMPARE_OPS = new Set(['=', '!=', '<', '>']);
@@ -91,6 +91,28 @@ export function checkPutArgs(a: unknown): asserts a is PutArgs {
   checkWritableKey(a['key']);
   checkValue(a['value']);
   checkOptionalBool(a, 'prevKv');
+  checkOptionalBool(a, 'sequential');
+  if (a['session'] !== undefined) checkSessionId(a['session'], 'session');
+}
+
+function checkSessionId(x: unknown, name: string): void {
+  if (typeof x !== 'number' || !Number.isSafeInteger(x) || x < 0) throw coordError('invalid-argument', `${name} must be a session id (a non-negative integer)`);
+}
+
+export function checkSessionOpenArgs(a: unknown): asserts a is SessionOpenArgs {
+  if (!isObject(a)) throw coordError('invalid-argument', 'sessionOpen takes an object');
+  const ttl = a['ttlMs'];
+  if (typeof ttl !== 'number' || !Number.isSafeInteger(ttl) || ttl < 2_000 || ttl > sessionTtlMsMax) {
+    throw coordError('invalid-argument', `ttlMs must be an integer in [2000, ${sessionTtlMsMax}] (and at least 4·leaseMs)`);
+  }
+  if (typeof a['nonce'] !== 'string' || !/^[0-9a-f]{32}$/.test(a['nonce'])) throw coordError('invalid-argument', 'nonce must be 32 lowercase hex digits (128 bits)');
+  const owner = a['owner'];
+  if (owner !== undefined && (typeof owner !== 'string' || owner.length > 256)) throw coordError('invalid-argument', 'owner must be a string of at most 256 characters');
+}
+
+export function checkSessionIdArgs(a: unknown, fop: string): asserts a is SessionIdArgs {
+  if (!isObject(a)) throw coordError('invalid-argument', `${fop} takes an object`);
+  checkSessionId(a['id'], 'id');
 }
 
 export function checkDeleteArgs(a: unknown): asserts a is DeleteArgs {
@@ -167,7 +189,8 @@ function checkNoDuplicateWrites(ops: readonly TxnOp[], branch: string): void {
   const dels: KeyRange[] = [];
   for (const o of ops) {
     if (o.op === 'put') {
-      if (puts.has(o.key)) throw coordError('invalid-argument', `txn ${branch} puts ${JSON.stringify(o.key)} twice`);
+      // Sequential puts of one base key make distinct keys (each takes the next counter value).
+      if (puts.has(o.key) && !o.sequential) throw coordError('invalid-argument', `txn ${branch} puts ${JSON.stringify(o.key)} twice`);
       puts.add(o.key);
     } else if (o.op === 'delete') dels.push(selectorRange(o));
   }

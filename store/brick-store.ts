@@ -15,7 +15,7 @@
 import { assert } from '../src/common/assert.js';
 import { coordError } from '../src/common/errors.js';
 import { asEpoch, asRev, EPOCH_ZERO, type Epoch, type Rev } from '../src/common/ids.js';
-import { compareKeys } from '../src/common/keys.js';
+import { compareKeys, RESERVED_PREFIX } from '../src/common/keys.js';
 import { checkpointBytesMax, checkpointChunkRevs, checkpointEntriesDefault, logRetainRevsDefault, recordCacheEntriesMax } from '../src/common/limits.js';
 import { compactHistory } from './compaction.js';
 import type { StorageEngine, TableName, WriteOp } from './engine.js';
@@ -106,6 +106,7 @@ export class BrickStore {
   private exportsRunning = 0;
   private closed = false;
   private readonly closeHooks: (() => void)[] = [];
+  private readonly committedListeners = new Set<(entries: readonly Entry[]) => void>();
 
   private constructor(readonly engine: StorageEngine, meta: Meta, opts: BrickStoreOptions) {
     this.identity = meta.identity;
@@ -250,9 +251,33 @@ export class BrickStore {
     } finally {
       this.writesInFlight--;
     }
+    const committedBefore = this.commitRevV;
     if (newCommit !== undefined && newCommit > this.commitRevV) this.commitRevV = newCommit;
     if (this.compactRevIssued > this.compactRevV) this.compactRevV = this.compactRevIssued;
+    if (this.commitRevV > committedBefore) this.emitCommitted(committedBefore);
     if (this.checkpointDue()) this.startCheckpoint();
+  }
+
+  /**
+   * Calls `listener` each time commitRev advances (durably), with the newly committed entries in
+   * rev order, after commitRev and compactRev are updated (features/watch serves its streams
+   * from this). Listeners run inside the write's completion: they must not throw and should be
+   * quick. A snapshot install moves commitRev without a call. Returns the unsubscribe.
+   */
+  onCommitted(listener: (entries: readonly Entry[]) => void): () => void {
+    this.committedListeners.add(listener);
+    return () => void this.committedListeners.delete(listener);
+  }
+
+  private emitCommitted(after: Rev): void {
+    if (this.committedListeners.size === 0) return;
+    const out: Entry[] = [];
+    for (let r = after + 1; r <= this.commitRevV; r++) {
+      const e = this.entries.get(r);
+      assert(e !== undefined, `committed entry ${r} is held until it is checkpointed`);
+      out.push(e);
+    }
+    for (const l of [...this.committedListeners]) l(out);
   }
 
   /**
@@ -624,9 +649,10 @@ export class BrickStore {
   }
 
   /** Number of live keys at the latest commit. */
+  /** Client keys at the commit point (the volume's own records under /_coordvol/ are not counted). */
   countKeys(): number {
     let n = 0;
-    for (const _ of this.scan({ start: '', end: undefined }, this.commitRevV)) n++;
+    for (const { key } of this.scan({ start: '', end: undefined }, this.commitRevV)) if (!key.startsWith(RESERVED_PREFIX)) n++;
     return n;
   }
 

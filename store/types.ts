@@ -34,6 +34,8 @@ export interface Entry {
   readonly epoch: Epoch;
   readonly rev: Rev;
   readonly effects: readonly Effect[];
+  /** The holder's session clock when it made the entry (DESIGN §5); absent in entries made before sessions. */
+  readonly sclock?: number;
 }
 
 /** The brick's identity, fixed at creation. */

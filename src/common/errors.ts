@@ -24,6 +24,9 @@ export const ERROR_CODES = [
   'wrong-volume', // the server serves another volume than the client expects
   'protocol-error', // a malformed, oversized or unexpected frame or message
   'unauthorized', // an HTTP request without the bearer token the API requires
+  'slow-consumer', // a watcher that did not take its events fast enough: cancelled, its buffer over the cap
+  'session-not-found', // a put naming a session the volume does not have (ended or never opened)
+  'session-expired', // a keepalive or close of a session that has ended
   'internal',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];

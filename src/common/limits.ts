@@ -49,6 +49,21 @@ export const checkpointBytesMax = 32 * 1024 * 1024;
 export const recordCacheEntriesMax = 100_000;
 /** Bytes of versions in one snapshot chunk. */
 export const snapshotChunkBytes = 1024 * 1024;
+/**
+ * Bytes of watch messages buffered for one consumer (a watcher's queue in the library, or a
+ * connection's unsent output at the server) before its watch is cancelled with `slow-consumer`.
+ */
+export const watchBacklogBytesMax = 32 * 1024 * 1024;
+/** Events one replay step reconstructs from history (whole revs; at least one rev). */
+export const watchReplayEventsMax = 10_000;
+/** Watches one connection may hold at a server. */
+export const watchStreamsPerConnectionMax = 10_000;
+/** Encoded event bytes in one watch push; one rev's events beyond it span several pushes. */
+export const watchPushEventBytesMax = 16 * 1024 * 1024;
+/** The longest session ttl (DESIGN §5: 1 h); the shortest is max(2 s, 4·leaseMs). */
+export const sessionTtlMsMax = 3_600_000;
+/** How often the holder judges session deadlines and idle marks. */
+export const sessionTickMs = 50;
 /** Samples kept per latency histogram in io-stats. */
 export const latencySamplesMax = 4096;
 
@@ -68,3 +83,5 @@ assert(rangeBytesMax * 2 <= messageBytesMax, 'a range answer fits a message, wit
 assert(messageBytesMax < 2 ** 31, 'a message length fits a signed 32-bit int');
 assert(rangeLimitDefault <= rangeLimitMax, 'default range limit within max');
 assert(rangeBytesMax >= valueBytesMax + keyBytesMax, 'a range answer holds at least one key');
+assert(watchBacklogBytesMax >= 2 * rangeBytesMax, 'a range answer queued on a connection does not cancel its watches');
+assert(watchPushEventBytesMax + 2 * (valueBytesMax + keyBytesMax) <= messageBytesMax, 'a watch push (a part of a rev, plus one event with prevKv) fits in a message');

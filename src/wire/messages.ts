@@ -13,10 +13,13 @@ const OP_CHARS_MAX = 64;
 const MESSAGE_CHARS_MAX = 64 * 1024;
 
 /** The fops a client may send; brick fops (lock, append) are not served to clients. */
-export const CLIENT_FOPS = ['get', 'range', 'put', 'delete', 'txn', 'compact', 'status', 'statedump', 'profile'] as const satisfies readonly FopName[];
+export const CLIENT_FOPS = ['get', 'range', 'put', 'delete', 'txn', 'compact', 'status', 'statedump', 'profile', 'sessionOpen', 'keepalive', 'sessionClose', 'sessions'] as const satisfies readonly FopName[];
 export type ClientFop = (typeof CLIENT_FOPS)[number];
-/** Client fops that change nothing: safe to send again after a connection breaks. */
-export const READ_FOPS: ReadonlySet<ClientFop> = new Set(['get', 'range', 'status', 'statedump', 'profile']);
+/**
+ * Client fops safe to send again after a connection breaks: reads, and the session fops whose
+ * repeat changes nothing more (a keepalive; an open carries a nonce that finds its session).
+ */
+export const READ_FOPS: ReadonlySet<ClientFop> = new Set(['get', 'range', 'status', 'statedump', 'profile', 'sessions', 'keepalive', 'sessionOpen']);
 
 const CLIENT_FOP_SET: ReadonlySet<string> = new Set(CLIENT_FOPS);
 export const isClientFop = (op: string): op is ClientFop => CLIENT_FOP_SET.has(op);

@@ -8,7 +8,10 @@ import { coordError, isCoordError, type CoordError } from '../../src/common/erro
 import { asEpoch, type Rev } from '../../src/common/ids.js';
 import { Holder, type AppendMessage, type HolderOutput } from '../../replication/holder.js';
 import type { WriteOp, WriteResult } from '../../replication/ops.js';
-import { checkCompactArgs, checkDeleteArgs, checkPutArgs, checkRangeArgs, checkTxnArgs, checkGetArgs } from '../../replication/validate.js';
+import {
+  checkCompactArgs, checkDeleteArgs, checkGetArgs, checkPutArgs, checkRangeArgs, checkSessionIdArgs, checkSessionOpenArgs, checkTxnArgs,
+} from '../../replication/validate.js';
+import { sessionTickMs } from '../../src/common/limits.js';
 import type { FopContext, GetArgs, RangeArgs, VolumeStatus } from '../fops.js';
 import type { OptionSchema, OptionValues } from '../options.js';
 import { StorageTranslator } from '../storage/brick.js';
@@ -44,29 +47,16 @@ export class ReplicateTranslator extends Translator {
     super(spec);
     this.o = spec.options as unknown as Values;
     this.holderId = this.o['holder-id'] ?? `${hostname()}:${process.pid}`;
-    this.handlers.put = async (ctx, a) => {
-      checkPutArgs(a);
-      const r = await this.submit(ctx, { type: 'put', args: a });
-      assert(r.type === 'put', 'a put answers a put');
-      return r.result;
-    };
-    this.handlers.delete = async (ctx, a) => {
-      checkDeleteArgs(a);
-      const r = await this.submit(ctx, { type: 'delete', args: a });
-      assert(r.type === 'delete', 'a delete answers a delete');
-      return r.result;
-    };
-    this.handlers.txn = async (ctx, a) => {
-      checkTxnArgs(a);
-      const r = await this.submit(ctx, { type: 'txn', args: a });
-      assert(r.type === 'txn', 'a txn answers a txn');
-      return r.result;
-    };
-    this.handlers.compact = async (ctx, a) => {
-      checkCompactArgs(a);
-      const r = await this.submit(ctx, { type: 'compact', args: a });
-      assert(r.type === 'compact', 'a compact answers a compact');
-      return r.result;
+    this.handlers.put = async (ctx, a) => (checkPutArgs(a), resultOf('put', await this.write(ctx, { type: 'put', args: a })));
+    this.handlers.delete = async (ctx, a) => (checkDeleteArgs(a), resultOf('delete', await this.write(ctx, { type: 'delete', args: a })));
+    this.handlers.txn = async (ctx, a) => (checkTxnArgs(a), resultOf('txn', await this.write(ctx, { type: 'txn', args: a })));
+    this.handlers.compact = async (ctx, a) => (checkCompactArgs(a), resultOf('compact', await this.write(ctx, { type: 'compact', args: a })));
+    this.handlers.sessionOpen = async (ctx, a) => (checkSessionOpenArgs(a), resultOf('session-open', await this.write(ctx, { type: 'session-open', args: a })));
+    this.handlers.keepalive = async (ctx, a) => (checkSessionIdArgs(a, 'keepalive'), resultOf('keepalive', await this.write(ctx, { type: 'keepalive', args: a })));
+    this.handlers.sessionClose = async (ctx, a) => (checkSessionIdArgs(a, 'sessionClose'), resultOf('session-close', await this.write(ctx, { type: 'session-close', args: a })));
+    this.handlers.sessions = async (ctx) => {
+      const h = await this.currentHolder(ctx);
+      return { rev: h.commitRev, sessions: h.sessionsInfo(this.env.clock.nowMs()) };
     };
     this.handlers.get = (ctx, a) => {
       checkGetArgs(a);
@@ -111,7 +101,10 @@ export class ReplicateTranslator extends Translator {
       const epoch = asEpoch(store.promisedEpoch + 1);
       const res = await child.call('lock', {}, { epoch, candidate: this.holderId });
       if (res.granted) {
+        // With one brick the grant comes from the local brick: no time has passed since it arrived.
         const holder = new Holder({
+          sclock: res.lastSclock + res.quietMs,
+          sessionTtlMinMs: Math.max(2_000, 4 * res.leaseMs),
           epoch,
           voters: [res.brickId],
           local: res.brickId,
@@ -122,7 +115,8 @@ export class ReplicateTranslator extends Translator {
           base: (this.storage as StorageTranslator).latestView,
         });
         this.holder = holder;
-        this.run(holder, holder.start());
+        this.run(holder, holder.start(this.env.clock.nowMs()));
+        this.startTicking(holder);
         return;
       }
       // Refused: an epoch was promised elsewhere, or a lease is running. Try again shortly.
@@ -173,13 +167,26 @@ export class ReplicateTranslator extends Translator {
     );
   }
 
-  private async submit(ctx: FopContext, op: WriteOp): Promise<WriteResult> {
+  /** One write through the holder. */
+  private async write(ctx: FopContext, op: WriteOp): Promise<WriteResult> {
     const holder = await this.currentHolder(ctx);
     const id = this.nextId++;
     const p = new Promise<WriteResult>((resolve, reject) => this.waiters.set(id, { resolve, reject }));
-    this.run(holder, holder.propose(id, op));
+    this.run(holder, holder.propose(id, op, this.env.clock.nowMs()));
     this.scheduleFlush();
     return p;
+  }
+
+  /** The session timer (DESIGN §5): runs while this holder is the current one. */
+  private startTicking(holder: Holder): void {
+    const timer = setInterval(() => {
+      if (this.holder !== holder || holder.isDown) {
+        clearInterval(timer);
+        return;
+      }
+      this.run(holder, holder.tick(this.env.clock.nowMs()));
+    }, sessionTickMs);
+    timer.unref();
   }
 
   /** Group commit: writes arriving in the same turn of the event loop share a batch. */
@@ -190,7 +197,7 @@ export class ReplicateTranslator extends Translator {
       this.flushScheduled = false;
       const h = this.holder;
       if (!h) return;
-      this.run(h, h.flush());
+      this.run(h, h.flush(this.env.clock.nowMs()));
       if (h.queued > 0 && !h.isDown) this.scheduleFlush();
     });
   }
@@ -263,6 +270,13 @@ export class ReplicateTranslator extends Translator {
     for (const r of this.readyWaiters.splice(0)) r();
     await super.fini();
   }
+}
+
+/** The result of a write of type `type` (the holder answers each op with its own type). */
+type ResultOf = { [W in WriteResult as W['type']]: W['result'] };
+function resultOf<T extends keyof ResultOf>(type: T, r: WriteResult): ResultOf[T] {
+  assert(r.type === type, `a ${type} answers a ${type}, not a ${r.type}`);
+  return r.result as ResultOf[T];
 }
 
 /** A linearizable read's args: at readRev = the holder's commitRev when the read arrives. */

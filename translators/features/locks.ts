@@ -5,6 +5,8 @@
 import { assert } from '../../src/common/assert.js';
 import { coordError } from '../../src/common/errors.js';
 import { asRev, type Epoch, type Rev } from '../../src/common/ids.js';
+import { prefixEnd } from '../../src/common/keys.js';
+import { decodeNumber, EPOCHS_PREFIX } from '../../replication/sessions.js';
 import type { BrickStore } from '../../store/index.js';
 import type { BrickWrite, Entry } from '../../store/types.js';
 import type { AppendArgs, AppendResult, LockArgs, LockResult } from '../fops.js';
@@ -30,6 +32,8 @@ export class LocksTranslator extends Translator {
   private grants = 0;
   private fenced = 0;
   private mismatches = 0;
+  /** Monotonic ms of the last change to the brick's log (append or truncation), or of the start. */
+  private logChangedMs = 0;
 
   constructor(spec: TranslatorSpec) {
     super(spec);
@@ -47,6 +51,7 @@ export class LocksTranslator extends Translator {
     // A restarted brick does not know whether a holder's lease is still running: it waits one
     // lease before granting (DESIGN §4 "Brick volatile state").
     this.lease = { epoch: child.store.promisedEpoch, holder: undefined, deadlineMs: this.env.clock.nowMs() + this.leaseMs };
+    this.logChangedMs = this.env.clock.nowMs();
     await super.init();
   }
 
@@ -67,7 +72,18 @@ export class LocksTranslator extends Translator {
     this.lease = undefined;
     await s.write({ promise: { epoch: a.epoch, grantee: a.candidate } });
     this.grants++;
-    return { granted: true, brickId: s.identity.brickId, last: s.last, commitRev: s.commitRev, compactRev: s.compactRev, config: s.config };
+    const now = this.env.clock.nowMs();
+    return {
+      granted: true,
+      brickId: s.identity.brickId,
+      last: s.last,
+      commitRev: s.commitRev,
+      compactRev: s.compactRev,
+      config: s.config,
+      lastSclock: lastSclock(s, this.storage as StorageTranslator),
+      quietMs: Math.max(0, now - this.logChangedMs),
+      leaseMs: this.leaseMs,
+    };
   }
 
   private async append(m: AppendArgs): Promise<AppendResult> {
@@ -104,6 +120,7 @@ export class LocksTranslator extends Translator {
       fresh.push(e);
     }
     if (fresh.length > 0) w.append = fresh;
+    if (w.append || w.truncateFrom !== undefined) this.logChangedMs = this.env.clock.nowMs();
     const covered = asRev(m.prevRev + m.entries.length);
     const commit = asRev(Math.min(m.commitRev, covered));
     if (commit > s.commitRev) w.commitRev = commit;
@@ -144,6 +161,18 @@ export class LocksTranslator extends Translator {
       mismatchedAppends: this.mismatches,
     };
   }
+}
+
+/**
+ * The session clock of the brick's last entry. Below the retained log (after a snapshot install)
+ * the latest epoch-start's sclock stands in: it is behind, never ahead, so no session expires early.
+ */
+function lastSclock(s: BrickStore, storage: StorageTranslator): number {
+  const e = s.entry(s.last.rev);
+  if (e?.sclock !== undefined) return e.sclock;
+  let latest = 0;
+  for (const { record } of storage.latestView().scan({ start: EPOCHS_PREFIX, end: prefixEnd(EPOCHS_PREFIX) })) latest = Math.max(latest, decodeNumber(record.value));
+  return latest;
 }
 
 export const locksClass: TranslatorClass = {

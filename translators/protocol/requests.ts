@@ -4,9 +4,12 @@
 import { coordError } from '../../src/common/errors.js';
 import { isClientFop, type ClientFop } from '../../src/wire/index.js';
 import {
-  checkCompactArgs, checkDeleteArgs, checkGetArgs, checkPutArgs, checkRangeArgs, checkTxnArgs,
+  checkCompactArgs, checkDeleteArgs, checkGetArgs, checkPutArgs, checkRangeArgs, checkSessionIdArgs, checkSessionOpenArgs,
+  checkTxnArgs,
 } from '../../replication/validate.js';
 import type { Compare, FopArgs, TxnOp } from '../fops.js';
+import { checkWireUnwatch, checkWireWatch } from '../features/watch-args.js';
+import type { StreamOp, StreamRequest } from '../features/watch-streams.js';
 
 type Obj = Readonly<Record<string, unknown>>;
 
@@ -25,7 +28,7 @@ const QUERY = ['limit', 'keysOnly', 'countOnly', 'children'] as const;
 function txnOp(o: TxnOp): TxnOp {
   switch (o['op']) {
     case 'put':
-      return pick(o, ['op', 'key', 'value', 'prevKv']);
+      return pick(o, ['op', 'key', 'value', 'prevKv', 'session', 'sequential']);
     case 'delete':
       return pick(o, ['op', ...SELECTOR, 'prevKv']);
     case 'get':
@@ -52,7 +55,7 @@ export function checkRequest(op: string, args: unknown): CheckedRequest {
       return { op, args: pick(args, [...SELECTOR, ...QUERY, ...READ]) };
     case 'put':
       checkPutArgs(args);
-      return { op, args: pick(args, ['key', 'value', 'prevKv']) };
+      return { op, args: pick(args, ['key', 'value', 'prevKv', 'session', 'sequential']) };
     case 'delete':
       checkDeleteArgs(args);
       return { op, args: pick(args, [...SELECTOR, 'prevKv']) };
@@ -65,12 +68,28 @@ export function checkRequest(op: string, args: unknown): CheckedRequest {
     case 'compact':
       checkCompactArgs(args);
       return { op, args: { rev: args.rev } };
+    case 'sessionOpen':
+      checkSessionOpenArgs(args);
+      return { op, args: pick(args, ['ttlMs', 'nonce', 'owner']) };
+    case 'keepalive':
+    case 'sessionClose':
+      checkSessionIdArgs(args, op);
+      return { op, args: { id: args.id } };
     case 'status':
     case 'statedump':
     case 'profile':
+    case 'sessions':
       if (args !== undefined && (typeof args !== 'object' || args === null || Array.isArray(args))) {
         throw coordError('invalid-argument', `${op} takes an object`);
       }
       return { op, args: {} };
   }
+}
+
+/**
+ * A watch-stream request (watch, unwatch), checked and copied the same way. protocol/server serves
+ * it with its connection (features/watch-streams.ts): a watch names the stream its events go to.
+ */
+export function checkStreamRequest(op: StreamOp, args: unknown): StreamRequest {
+  return op === 'watch' ? { op, args: checkWireWatch(args) } : { op, args: checkWireUnwatch(args) };
 }

@@ -1,0 +1,249 @@
+// The holder's session rules (DESIGN §5) on a simulated clock: the pure Holder driven directly,
+// with a one-brick "log" that applies what it is sent, so every timing below is exact.
+import { describe, expect, it } from 'vitest';
+import { asEpoch, asRev, asSessionId, type Rev, type SessionId } from '../../src/common/ids.js';
+import { Holder, type HolderOutput, type Outcome } from '../../replication/holder.js';
+import { OverlayView } from '../../replication/overlay.js';
+import { scanSessions, sessionKey } from '../../replication/sessions.js';
+import type { StateView } from '../../replication/state-view.js';
+import { putRecord } from '../../store/records.js';
+import type { Entry } from '../../store/types.js';
+
+const EMPTY: StateView = { get: () => undefined, scan: () => [] };
+
+/** A single-brick volume around a Holder: it acks every append at once and applies commits. */
+class Rig {
+  readonly state = new OverlayView(() => EMPTY);
+  readonly log: Entry[] = [];
+  holder!: Holder;
+  now = 0;
+  private replies = new Map<number, Outcome>();
+  private nextId = 1;
+  private epoch = 0;
+
+  /** When the brick's log last changed (it never restarts here; only holders do). */
+  private changedAt = 0;
+
+  /** Starts a new holder at the current time; the brick's quietMs is the time since its log last changed. */
+  startHolder(quietMs = this.now - this.changedAt): void {
+    this.epoch++;
+    const last = this.log.at(-1);
+    const lastRev = asRev(last?.rev ?? 1);
+    this.holder = new Holder({
+      epoch: asEpoch(this.epoch),
+      voters: ['b'],
+      local: 'b',
+      quorum: 1,
+      last: { epoch: asEpoch(last?.epoch ?? 0), rev: lastRev },
+      commitRev: lastRev,
+      compactRev: asRev(0),
+      base: () => this.state,
+      sclock: (last?.sclock ?? 0) + quietMs,
+      sessionTtlMinMs: 2_000,
+    });
+    this.run(this.holder.start(this.now));
+  }
+
+  private run(out: readonly HolderOutput[]): void {
+    for (const o of out) {
+      if (o.kind === 'reply') this.replies.set(o.id, o.outcome);
+      if (o.kind !== 'append') continue;
+      for (const e of o.msg.entries) {
+        this.log.push(e);
+        this.changedAt = this.now;
+        for (const fx of e.effects) {
+          if (fx.t === 'put') this.state.set(fx.key, { rev: e.rev, record: putRecord(fx, e.rev) });
+          else if (fx.t === 'del') this.state.set(fx.key, { rev: e.rev, record: undefined });
+        }
+      }
+      const lastRev = o.msg.entries.at(-1)?.rev ?? o.msg.prevRev;
+      this.run(this.holder.onAppendAck('b', lastRev, lastRev));
+    }
+  }
+
+  /** Proposes a write at the current time and flushes; returns its outcome. */
+  write(op: Parameters<Holder['propose']>[1]): Outcome {
+    const id = this.nextId++;
+    this.run(this.holder.propose(id, op, this.now));
+    this.run(this.holder.flush(this.now));
+    const r = this.replies.get(id);
+    if (!r) throw new Error(`no reply to ${op.type}`);
+    return r;
+  }
+
+  /** Proposes without flushing: the op waits in the queue (arrived, not yet evaluated). */
+  enqueue(op: Parameters<Holder['propose']>[1]): number {
+    const id = this.nextId++;
+    this.run(this.holder.propose(id, op, this.now));
+    return id;
+  }
+
+  reply(id: number): Outcome | undefined {
+    return this.replies.get(id);
+  }
+
+  /** Advances the clock in ticks of `step` ms, running the session timer. */
+  advance(ms: number, step = 50): void {
+    const end = this.now + ms;
+    while (this.now < end) {
+      this.now = Math.min(end, this.now + step);
+      this.run(this.holder.tick(this.now));
+    }
+  }
+
+  open(ttlMs: number, nonce: string): SessionId {
+    const r = this.write({ type: 'session-open', args: { ttlMs, nonce } });
+    if (!r.ok || r.result.type !== 'session-open') throw new Error('open failed');
+    return r.result.result.id;
+  }
+
+  alive(id: SessionId): boolean {
+    return this.state.get(sessionKey(id)) !== undefined;
+  }
+
+  modeOf(id: SessionId): string | undefined {
+    for (const s of scanSessions(this.state)) if (s.id === id) return s.rec.mode;
+    return undefined;
+  }
+}
+
+const nonce = (n: number): string => n.toString(16).padStart(32, '0');
+
+describe('holder session timer', () => {
+  it('expires an active session at its deadline, not a tick before', () => {
+    const r = new Rig();
+    r.startHolder();
+    const id = r.open(2_000, nonce(1));
+    r.advance(1_950);
+    expect(r.alive(id)).toBe(true);
+    r.advance(100);
+    expect(r.alive(id)).toBe(false);
+  });
+
+  it('keepalives every ttl/3 keep a session active and write nothing', () => {
+    const r = new Rig();
+    r.startHolder();
+    const id = r.open(3_000, nonce(2));
+    const entries = r.log.length;
+    for (let i = 0; i < 10; i++) {
+      r.advance(1_000);
+      expect(r.write({ type: 'keepalive', args: { id } }).ok).toBe(true);
+    }
+    expect(r.alive(id)).toBe(true);
+    expect(r.modeOf(id)).toBe('active');
+    expect(r.log.length).toBe(entries); // no entry for keepalives of an active session
+  });
+
+  it('marks a silent session idle after ttl/2 and expires it on the session clock', () => {
+    const r = new Rig();
+    r.startHolder();
+    const id = r.open(2_000, nonce(3));
+    r.advance(1_050);
+    expect(r.modeOf(id)).toBe('idle');
+    r.advance(900);
+    expect(r.alive(id)).toBe(true);
+    r.advance(100);
+    expect(r.alive(id)).toBe(false);
+  });
+
+  it('a keepalive of an idle session marks it active in an entry, and its deadline moves', () => {
+    const r = new Rig();
+    r.startHolder();
+    const id = r.open(2_000, asNonce(4));
+    r.advance(1_100);
+    expect(r.modeOf(id)).toBe('idle');
+    const before = r.log.length;
+    expect(r.write({ type: 'keepalive', args: { id } }).ok).toBe(true);
+    expect(r.log.length).toBe(before + 1);
+    expect(r.modeOf(id)).toBe('active');
+    r.advance(1_900);
+    expect(r.alive(id)).toBe(true);
+  });
+
+  it('a keepalive that arrived before the expiry but is evaluated after the tick keeps the session', () => {
+    const r = new Rig();
+    r.startHolder();
+    const id = r.open(2_000, nonce(5));
+    r.advance(1_990, 10);
+    expect(r.modeOf(id)).toBe('idle'); // idleUntil = sclock 2,000
+    const ka = r.enqueue({ type: 'keepalive', args: { id } }); // received at 1,990, still queued
+    r.advance(20, 10); // the timer finds it due at 2,000 and queues an expiry behind the keepalive
+    expect(r.reply(ka)?.ok).toBe(true);
+    expect(r.alive(id)).toBe(true);
+    expect(r.modeOf(id)).toBe('active');
+  });
+
+  it('ends a session in one entry with its keys and ownership index', () => {
+    const r = new Rig();
+    r.startHolder();
+    const id = r.open(2_000, nonce(6));
+    for (const k of ['/a', '/b', '/c']) expect(r.write({ type: 'put', args: { key: k, value: new Uint8Array([1]), session: id } }).ok).toBe(true);
+    const before = r.log.length;
+    r.advance(2_100);
+    const ends = r.log.slice(before).filter((e) => e.effects.some((fx) => fx.t === 'del' && fx.key === '/a'));
+    expect(ends).toHaveLength(1);
+    const dels = (ends[0] as Entry).effects.filter((fx) => fx.t === 'del').map((fx) => (fx as { key: string }).key);
+    expect(dels).toEqual(expect.arrayContaining(['/a', '/b', '/c', sessionKey(id)]));
+    expect(r.state.get('/a')).toBeUndefined();
+  });
+});
+
+describe('sessions across holders (restarts, failovers)', () => {
+  it('a new holder makes every session idle with a full ttl on the session clock', () => {
+    const r = new Rig();
+    r.startHolder();
+    const id = r.open(2_000, nonce(7));
+    r.advance(500);
+    r.startHolder(); // the master restarts at once
+    expect(r.modeOf(id)).toBe('idle');
+    r.advance(1_950);
+    expect(r.alive(id)).toBe(true); // a full ttl from the epoch start, not from the last keepalive
+    r.advance(100);
+    expect(r.alive(id)).toBe(false);
+  });
+
+  it('repeated epoch starts never keep a dead session alive', () => {
+    const r = new Rig();
+    r.startHolder();
+    const id = r.open(2_000, nonce(8));
+    r.startHolder(); // idle from here: idleUntil = this epoch-start's sclock + ttl
+    for (let i = 0; i < 5; i++) {
+      r.advance(300);
+      r.startHolder();
+    }
+    expect(r.alive(id)).toBe(true);
+    r.advance(600); // 1,500 + 600 > 2,000 since the first epoch start after its last mark
+    expect(r.alive(id)).toBe(false);
+  });
+
+  it('the session clock never runs ahead: entries carry it, and a new holder starts from the last one', () => {
+    const r = new Rig();
+    r.startHolder();
+    r.advance(1_000);
+    r.write({ type: 'put', args: { key: '/x', value: new Uint8Array([1]) } });
+    const last = r.log.at(-1) as Entry;
+    expect(last.sclock).toBe(1_000);
+    r.now += 60_000; // the master was down a minute: the clock does not count that
+    r.startHolder(250);
+    expect((r.log.at(-1) as Entry).sclock).toBe(1_250);
+  });
+
+  it('a session opened before a restart can be kept alive by a keepalive to the new holder', () => {
+    const r = new Rig();
+    r.startHolder();
+    const id = r.open(2_000, nonce(9));
+    r.startHolder();
+    r.advance(1_000);
+    expect(r.write({ type: 'keepalive', args: { id } }).ok).toBe(true);
+    expect(r.modeOf(id)).toBe('active');
+    r.advance(1_500);
+    expect(r.alive(id)).toBe(true);
+    expect(r.write({ type: 'keepalive', args: { id: asSessionId(12345) } }).ok).toBe(false);
+  });
+});
+
+function asNonce(n: number): string {
+  return nonce(n);
+}
+
+export type { Rev };
