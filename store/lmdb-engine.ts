@@ -122,8 +122,14 @@ export class LmdbEngine implements StorageEngine {
       const db = this.db(op.table);
       last = op.op === 'put' ? db.put(op.key, op.value) : db.remove(op.key);
     }
+    // Ask for the flush now, while this write's batch is the pending one: lmdb-js resolves
+    // `flushed` for the batch current when `then` is called, so asking after the commit would
+    // also wait for the flush of whatever batch was issued meanwhile (a convoy).
+    const flushed = new Promise<unknown>((resolve, reject) => {
+      void this.root(group).flushed.then(resolve, reject);
+    });
     if (last) await last;
-    await this.root(group).flushed;
+    await flushed;
   }
 
   async clear(table: TableName): Promise<void> {

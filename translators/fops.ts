@@ -3,12 +3,15 @@
 import type { Epoch, Rev } from '../src/common/ids.js';
 import type {
   CompactArgs, CompactResult, DeleteArgs, DeleteResult, GetArgs, GetResult, PutArgs, PutResult,
-  RangeArgs, RangeResult, TxnArgs, TxnResult,
+  RangeArgs, RangeResult, TxnArgs, TxnResult, SessionOpenArgs, SessionOpenResult, SessionIdArgs, KeepaliveResult,
+  SessionCloseResult, SessionsResult,
 } from '../replication/ops.js';
 import type { AppendMessage } from '../replication/holder.js';
 import type { LogPosition, VolumeConfig } from '../store/types.js';
+import type { UnwatchArgs, WatchArgs, WatchResult } from './features/watch-types.js';
 
 export type * from '../replication/ops.js';
+export type * from './features/watch-types.js';
 
 /** Per-call context: typed, no side bag. */
 export interface FopContext {
@@ -70,7 +73,20 @@ export interface LockArgs {
   readonly candidate: string;
 }
 export type LockResult =
-  | { readonly granted: true; readonly brickId: string; readonly last: LogPosition; readonly commitRev: Rev; readonly compactRev: Rev; readonly config: VolumeConfig }
+  | {
+      readonly granted: true;
+      readonly brickId: string;
+      readonly last: LogPosition;
+      readonly commitRev: Rev;
+      readonly compactRev: Rev;
+      readonly config: VolumeConfig;
+      /** The session clock of the brick's last entry (DESIGN §5). */
+      readonly lastSclock: number;
+      /** ms since the brick's log last changed, or since it started if later (DESIGN §5). */
+      readonly quietMs: number;
+      /** The brick's lease: sessions are at least max(2 s, 4·leaseMs). */
+      readonly leaseMs: number;
+    }
   | { readonly granted: false; readonly promisedEpoch: Epoch; readonly reason: 'epoch' | 'lease' };
 
 /** The holder's append (replication/holder.ts) and its id, which the brick's lease record names. */
@@ -93,6 +109,13 @@ export interface FopTable {
   profile: [Record<string, never>, readonly ProfileEntry[]];
   lock: [LockArgs, LockResult];
   append: [AppendArgs, AppendResult];
+  /** A stream: the sink in the args receives the events (features/watch, DESIGN §6). */
+  watch: [WatchArgs, WatchResult];
+  unwatch: [UnwatchArgs, Record<string, never>];
+  sessionOpen: [SessionOpenArgs, SessionOpenResult];
+  keepalive: [SessionIdArgs, KeepaliveResult];
+  sessionClose: [SessionIdArgs, SessionCloseResult];
+  sessions: [Record<string, never>, SessionsResult];
 }
 
 export type FopName = keyof FopTable;
@@ -101,4 +124,4 @@ export type FopResult<F extends FopName> = FopTable[F][1];
 export type FopHandler<F extends FopName> = (ctx: FopContext, args: FopArgs<F>) => Promise<FopResult<F>>;
 export type FopHandlers = { [F in FopName]?: FopHandler<F> };
 
-export const FOP_NAMES = ['get', 'range', 'put', 'delete', 'txn', 'compact', 'status', 'statedump', 'profile', 'lock', 'append'] as const satisfies readonly FopName[];
+export const FOP_NAMES = ['get', 'range', 'put', 'delete', 'txn', 'compact', 'status', 'statedump', 'profile', 'lock', 'append', 'watch', 'unwatch', 'sessionOpen', 'keepalive', 'sessionClose', 'sessions'] as const satisfies readonly FopName[];

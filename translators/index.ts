@@ -2,6 +2,7 @@
 import { replicateClass } from './cluster/replicate.js';
 import { ioStatsClass } from './debug/io-stats.js';
 import { locksClass } from './features/locks.js';
+import { watchClass } from './features/watch.js';
 import { createRegistry, type Registry } from './graph.js';
 import { lmdbStorageClass } from './storage/lmdb.js';
 import { protocolClientClass } from './protocol/client.js';
@@ -10,6 +11,7 @@ import { memoryStorageClass } from './storage/memory.js';
 
 export const registry: Registry = createRegistry([
   lmdbStorageClass, memoryStorageClass, locksClass, replicateClass, ioStatsClass, protocolServerClass, protocolClientClass,
+  watchClass,
 ]);
 
 export { buildGraph, loadGraph, Graph } from './graph.js';

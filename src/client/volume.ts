@@ -1,13 +1,15 @@
 // The Volume interface: what a daemon or a tool does with the store, the same whether the volume
 // runs in-process (openVolume) or, with the network surfaces, on remote masters.
-import { asRev, type Rev } from '../common/ids.js';
+import { asRev, asSessionId, type Rev } from '../common/ids.js';
 import type {
   CompactResult, Compare, DeleteResult, FopContext, FopName, FopArgs, FopResult, GetResult, KeySelector,
   ProfileEntry, PutResult, RangeQuery, RangeResult, StatusResult, TranslatorDump, TxnOp, TxnResult, Consistency,
-  CompareOp, CompareTarget,
+  CompareOp, CompareTarget, KeyValue, SessionsResult,
 } from '../../translators/fops.js';
 import { toBytes } from './codec.js';
+import { openSession, type Session, type SessionOpts } from './session.js';
 import { TxnBuilder, type CompareValue } from './txn-builder.js';
+import { getAndWatch, readAll, startWatch, type Watcher, type WatchOpts } from './watch.js';
 
 export interface ReadOpts {
   /** Read as of an older rev still in history. */
@@ -23,11 +25,22 @@ export interface ReadOpts {
 
 export type RangeOpts = KeySelector & RangeQuery & ReadOpts;
 
+export interface PutOpts {
+  readonly prevKv?: boolean;
+  /** A session (or its id): the key is ephemeral, owned by it. */
+  readonly session?: Session | number;
+  readonly sequential?: boolean;
+}
+
 export interface Volume {
   get(key: string, opts?: ReadOpts): Promise<GetResult>;
   /** A prefix (string) or a selector with options. */
   range(q: string | RangeOpts): Promise<RangeResult>;
-  put(key: string, value: Uint8Array | string, opts?: { readonly prevKv?: boolean }): Promise<PutResult>;
+  /**
+   * `session` makes the key ephemeral (it goes when the session ends); `sequential` appends a
+   * zero-padded, volume-wide increasing counter to the key (the result's `key` is the final one).
+   */
+  put(key: string, value: Uint8Array | string, opts?: PutOpts): Promise<PutResult>;
   /** One key (string) or a selector (prefix, or [start, end)). */
   delete(q: string | KeySelector, opts?: { readonly prevKv?: boolean }): Promise<DeleteResult>;
   txn(t: { readonly compare?: readonly Compare[]; readonly success?: readonly TxnOp[]; readonly failure?: readonly TxnOp[] }): Promise<TxnResult>;
@@ -41,6 +54,17 @@ export interface Volume {
   profile(): Promise<readonly ProfileEntry[]>;
   /** The highest rev this client has seen (its serializable reads never go below it). */
   readonly seenRev: Rev;
+  /** Opens a session that this client keeps alive (keepalives every ttl/3) until close() or loss. */
+  openSession(opts: SessionOpts): Promise<Session>;
+  /** Every session of the volume: id, ttl, remaining time, owner, keys owned, active or idle. */
+  sessions(): Promise<SessionsResult>;
+  /**
+   * Events of a prefix (string) or selector in rev order, from `fromRev` (default: the rev after
+   * the highest this client has seen, else from now), resumed across broken connections.
+   */
+  watch(q: string | KeySelector, opts?: WatchOpts): Watcher;
+  /** A prefix's keys at one rev R and a watch of it from R + 1. */
+  getAndWatch(prefix: string, opts?: { readonly prevKv?: boolean }): Promise<{ rev: Rev; kvs: readonly KeyValue[]; watcher: Watcher }>;
   close(): Promise<void>;
 }
 
@@ -88,8 +112,24 @@ export class FopVolume implements Volume {
     return this.saw(await this.caller('range', this.ctx(), { ...rest, ...this.readOpts(sel) } as FopArgs<'range'>));
   }
 
-  async put(key: string, value: Uint8Array | string, opts?: { readonly prevKv?: boolean }): Promise<PutResult> {
-    return this.saw(await this.caller('put', this.ctx(), { key, value: toBytes(value), ...(opts?.prevKv ? { prevKv: true } : {}) }));
+  async put(key: string, value: Uint8Array | string, opts?: PutOpts): Promise<PutResult> {
+    const session = opts?.session === undefined ? undefined : typeof opts.session === 'number' ? opts.session : opts.session.id;
+    const args = {
+      key,
+      value: toBytes(value),
+      ...(opts?.prevKv ? { prevKv: true } : {}),
+      ...(session !== undefined ? { session: asSessionId(session) } : {}),
+      ...(opts?.sequential ? { sequential: true } : {}),
+    };
+    return this.saw(await this.caller('put', this.ctx(), args));
+  }
+
+  openSession(opts: SessionOpts): Promise<Session> {
+    return openSession(this.caller, this.timeoutMs, opts);
+  }
+
+  async sessions(): Promise<SessionsResult> {
+    return this.saw(await this.caller('sessions', this.ctx(), {}));
   }
 
   async delete(q: string | KeySelector, opts?: { readonly prevKv?: boolean }): Promise<DeleteResult> {
@@ -123,6 +163,14 @@ export class FopVolume implements Volume {
 
   profile(): Promise<readonly ProfileEntry[]> {
     return this.caller('profile', this.ctx(), {});
+  }
+
+  watch(q: string | KeySelector, opts?: WatchOpts): Watcher {
+    return startWatch({ caller: this.caller, seenRev: this.seenRev, timeoutMs: this.timeoutMs, readAll: (sel) => readAll(this, sel) }, q, opts);
+  }
+
+  getAndWatch(prefix: string, opts?: { readonly prevKv?: boolean }): Promise<{ rev: Rev; kvs: readonly KeyValue[]; watcher: Watcher }> {
+    return getAndWatch(this, prefix, opts);
   }
 
   close(): Promise<void> {

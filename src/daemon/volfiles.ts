@@ -1,6 +1,7 @@
 // The volfiles a master starts from (DESIGN §8). The embedded default is one brick: a storage
-// translator with the volume lock on it, the replicate translator as holder, io-stats on both
-// sides so `profile` shows the client-facing and the brick-facing latency.
+// translator with the volume lock on it, features/watch serving watches from the brick's log, the
+// replicate translator as holder, io-stats on both sides so `profile` shows the client-facing and
+// the brick-facing latency.
 import { formatVolfile, parseVolfile, type VolfileDeclText } from '../../translators/volfile.js';
 
 export interface SingleBrickVolfileOptions {
@@ -29,7 +30,9 @@ export function singleBrickVolfile(o: SingleBrickVolfileOptions): string {
   const decls: VolfileDeclText[] = [
     { name: `${v}-brick`, type: 'storage/lmdb', options: brickOptions, subvolumes: [] },
     { name: `${v}-locks`, type: 'features/locks', options: o.leaseMs ? [{ key: 'lease-ms', value: `${o.leaseMs}ms` }] : [], subvolumes: [`${v}-brick`] },
-    { name: `${v}-brick-stats`, type: 'debug/io-stats', options: [], subvolumes: [`${v}-locks`] },
+    // Watches are served from the brick's committed log, on the brick side of the graph.
+    { name: `${v}-watch`, type: 'features/watch', options: [], subvolumes: [`${v}-locks`] },
+    { name: `${v}-brick-stats`, type: 'debug/io-stats', options: [], subvolumes: [`${v}-watch`] },
     { name: `${v}-replicate`, type: 'cluster/replicate', options: [], subvolumes: [`${v}-brick-stats`] },
     { name: v, type: 'debug/io-stats', options: [], subvolumes: [`${v}-replicate`] },
   ];

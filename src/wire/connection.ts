@@ -42,7 +42,7 @@ export interface ConnectionConfig {
   readonly handshakeTimeoutMs: number;
   /** Server: close a connection that sent nothing for this long (0 or absent: never). */
   readonly idleTimeoutMs?: number;
-  /** Client: ping after this long without hearing from the server (0 or absent: never)… */
+  /** Client: ping after this long without hearing from the server, or without pinging (0 or absent: never)… */
   readonly pingMs?: number;
   /** …and close if nothing arrives within this after a ping. */
   readonly pingTimeoutMs?: number;
@@ -82,6 +82,12 @@ export class Connection {
   private readonly startedMs: number;
   private lastHeardMs: number;
   private pingSentMs: number | undefined;
+  /**
+   * Client: when it last pinged. It pings after pingMs of its own silence too, not only of the
+   * server's: a client that only receives (a watch's pushes) must still be heard, or the server's
+   * idle timeout closes a busy connection.
+   */
+  private lastPingMs: number;
   /** Client: the server's hello, once it arrived (its nonce is what our auth answered). */
   private hello: HelloMessage | undefined;
   private volumeIdV: string | undefined;
@@ -99,6 +105,7 @@ export class Connection {
     assert(config.role === 'server' || !config.pingMs || (config.pingTimeoutMs ?? 0) > 0, 'pings have a timeout');
     this.startedMs = nowMs;
     this.lastHeardMs = nowMs;
+    this.lastPingMs = nowMs;
   }
 
   get state(): ConnectionState {
@@ -128,7 +135,7 @@ export class Connection {
       case 'open':
         if (this.config.role === 'server') return this.config.idleTimeoutMs ? this.lastHeardMs + this.config.idleTimeoutMs : undefined;
         if (!this.config.pingMs) return undefined;
-        return this.pingSentMs !== undefined ? this.pingSentMs + (this.config.pingTimeoutMs ?? 0) : this.lastHeardMs + this.config.pingMs;
+        return this.pingSentMs !== undefined ? this.pingSentMs + (this.config.pingTimeoutMs ?? 0) : Math.min(this.lastHeardMs, this.lastPingMs) + this.config.pingMs;
       case 'closed':
         return undefined;
     }
@@ -181,6 +188,7 @@ export class Connection {
       this.fail(coordError('timeout', `the server did not answer a ping within ${this.config.pingTimeoutMs} ms`));
     } else if (this.stateV === 'open') {
       this.pingSentMs = nowMs;
+      this.lastPingMs = nowMs;
       this.emit({ type: 'ping' });
     }
     return this.end();

@@ -38,6 +38,7 @@ describe('inspection', () => {
       ['coordvol', 'debug/io-stats'],
       ['coordvol-replicate', 'cluster/replicate'],
       ['coordvol-brick-stats', 'debug/io-stats'],
+      ['coordvol-watch', 'features/watch'],
       ['coordvol-locks', 'features/locks'],
       ['coordvol-brick', 'storage/lmdb'],
     ]);

@@ -298,7 +298,7 @@ describe('over loopback', () => {
       const st = await vol.status();
       expect(st.volume).toMatchObject({ volumeId: vol.volumeId, volumeName: 'coordvol', quorum: 1 });
       const dump = await vol.statedump();
-      expect(dump.map((d) => d.type)).toEqual(['debug/io-stats', 'protocol/client', 'protocol/server', 'debug/io-stats', 'cluster/replicate', 'debug/io-stats', 'features/locks', 'storage/lmdb']);
+      expect(dump.map((d) => d.type)).toEqual(['debug/io-stats', 'protocol/client', 'protocol/server', 'debug/io-stats', 'cluster/replicate', 'debug/io-stats', 'features/watch', 'features/locks', 'storage/lmdb']);
       const server = dump.find((d) => d.type === 'protocol/server');
       expect(server?.state).toMatchObject({ port: served.port, address: `127.0.0.1:${served.port}`, volumeId: vol.volumeId, tls: false });
       expect(dump.find((d) => d.type === 'protocol/client')?.state).toMatchObject({ state: 'open', volumeId: vol.volumeId });

@@ -17,7 +17,7 @@ import { resolve } from 'node:path';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { assert } from '../../src/common/assert.js';
 import { coordError, type CoordError } from '../../src/common/errors.js';
-import { clientPendingRequestsMax, connectionRequestsMax } from '../../src/common/limits.js';
+import { clientPendingRequestsMax, connectionRequestsMax, watchBacklogBytesMax } from '../../src/common/limits.js';
 import type { Random } from '../../src/common/random.js';
 import {
   CLIENT_FOPS, Connection, formatAddress, fromWireError, NONCE_BYTES, parseAddressList, READ_FOPS,
@@ -27,6 +27,7 @@ import type { FopArgs, FopContext, FopResult, TranslatorDump } from '../fops.js'
 import type { OptionSchema, OptionValues } from '../options.js';
 import { Translator, type TranslatorClass, type TranslatorSpec } from '../translator.js';
 import { Link, type LinkHandler } from './link.js';
+import { RemoteWatches } from '../features/watch-remote.js';
 import { loadSecretFile, secretKey } from './secret.js';
 
 const options = {
@@ -148,6 +149,7 @@ export class ProtocolClientTranslator extends Translator implements LinkHandler 
   private nextId = 1;
   private openWaiters: { resolve: () => void; reject: (e: CoordError) => void }[] = [];
   private readonly stats = { connects: 0, opens: 0, requests: 0, retried: 0, indeterminate: 0 };
+  private readonly watches: RemoteWatches;
 
   constructor(spec: TranslatorSpec, private readonly deps: ProtocolClientDeps = {}) {
     super(spec);
@@ -161,6 +163,15 @@ export class ProtocolClientTranslator extends Translator implements LinkHandler 
       const own: TranslatorDump = { name: this.name, type: this.type, state: this.dump() };
       return [own, ...(await this.request('statedump', ctx, {}))];
     };
+    this.watches = new RemoteWatches({
+      // A watch request is not a read: after a broken connection it fails rather than going out
+      // again, and the library starts the watch anew from the rev its stream got to.
+      request: (op, ctx, args) => this.request(op as never, ctx, args as never),
+      onPush: (stream, handler) => this.onPush(stream, handler),
+      backlogBytesMax: watchBacklogBytesMax,
+    });
+    this.handlers.watch = (ctx, args) => this.watches.watch(ctx, args);
+    this.handlers.unwatch = (ctx, args) => this.watches.unwatch(ctx, args);
   }
 
   /** The volume id of the servers, once a connection has opened. */
@@ -360,6 +371,8 @@ export class ProtocolClientTranslator extends Translator implements LinkHandler 
     this.link = undefined;
     this.open = false;
     this.failWrites(why);
+    if (this.stopping) this.watches.close(why);
+    else this.watches.connectionLost(why);
     if (this.stopping) return;
     if (!wasOpen) {
       this.failures++;
@@ -417,6 +430,7 @@ export class ProtocolClientTranslator extends Translator implements LinkHandler 
       failures: this.failures,
       lastError: this.recentErrors.at(-1)?.message ?? null,
       ...this.stats,
+      watches: this.watches.dump(),
     };
   }
 
@@ -430,6 +444,7 @@ export class ProtocolClientTranslator extends Translator implements LinkHandler 
     link?.close(bye);
     for (const w of this.openWaiters.splice(0)) w.reject(bye);
     for (const p of this.waiting.drain()) this.settle(p, bye);
+    this.watches.close(bye);
     if (link) {
       await Promise.race([link.socketClosed, new Promise((r) => setTimeout(r, 1_000).unref())]);
       link.destroy();

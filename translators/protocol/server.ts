@@ -19,7 +19,8 @@ import type { FopContext } from '../fops.js';
 import type { OptionSchema, OptionValues } from '../options.js';
 import { Translator, type TranslatorClass, type TranslatorSpec } from '../translator.js';
 import { Link, type LinkHandler } from './link.js';
-import { checkRequest } from './requests.js';
+import { checkRequest, checkStreamRequest } from './requests.js';
+import { isStreamOp, WatchStreams } from '../features/watch-streams.js';
 import { loadSecretFile } from './secret.js';
 
 const options = {
@@ -61,6 +62,8 @@ export class ProtocolServerTranslator extends Translator implements LinkHandler 
   private lastListenError: string | undefined;
   private inFlightTotal = 0;
   private connectionSeq = 0;
+  /** Watches of each connection, pushed on the stream the client named. */
+  private readonly watchStreams = new WatchStreams((fop, ctx, args) => this.call(fop, ctx, args));
   /** fini() waiting for the requests being served. */
   private onDrained: (() => void) | undefined;
 
@@ -160,7 +163,9 @@ export class ProtocolServerTranslator extends Translator implements LinkHandler 
     this.stats.opened++;
   }
 
-  closed(_link: Link, why: CoordError): void {
+  closed(link: Link, why: CoordError): void {
+    const client = this.clients.get(link);
+    if (client) this.watchStreams.connectionClosed(client.id);
     if (why.code === 'protocol-error') this.stats.protocolErrors++;
     else if (why.code === 'auth-failed' || why.code === 'wrong-volume') this.stats.authFailures++;
     else if (why.code === 'timeout') this.stats.timeouts++;
@@ -193,18 +198,21 @@ export class ProtocolServerTranslator extends Translator implements LinkHandler 
     client.inFlight++;
     this.inFlightTotal++;
     this.maybePause(client);
-    this.serve(req).then(
+    this.serve(req, client).then(
       (result) => this.respond(client, req.id, result),
       (e: unknown) => this.respondError(client, req.id, e),
     );
   }
 
   /** Checks a request and winds it into the graph. */
-  private async serve(req: RequestMessage): Promise<unknown> {
-    const { op, args } = checkRequest(req.op, req.args);
+  private async serve(req: RequestMessage, client: Client): Promise<unknown> {
     const timeoutMs = Math.min(req.timeoutMs ?? REQUEST_TIMEOUT_MS_DEFAULT, requestTimeoutMsMax);
+    const ctx: FopContext = { deadlineMs: this.env.clock.nowMs() + timeoutMs };
+    // A watch streams its events to this connection: served with it, not as a plain fop.
+    if (isStreamOp(req.op)) return this.watchStreams.serve(client.id, client.link, checkStreamRequest(req.op, req.args), ctx);
+    const { op, args } = checkRequest(req.op, req.args);
     // call, not wind: a statedump off the wire includes this translator's own state.
-    return this.call(op, { deadlineMs: this.env.clock.nowMs() + timeoutMs }, args as never);
+    return this.call(op, ctx, args as never);
   }
 
   /** Sends a request's answer; never throws (a promise callback must not). */
@@ -274,6 +282,7 @@ export class ProtocolServerTranslator extends Translator implements LinkHandler 
       requestsInFlight: this.inFlightTotal,
       ...this.stats,
       lastListenError: this.lastListenError ?? null,
+      watches: this.watchStreams.dump(),
     };
   }
 

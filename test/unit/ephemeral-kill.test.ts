@@ -1,0 +1,115 @@
+// Issue 4's ephemeral test: a client child process with a 2 s session and ephemeral keys is
+// SIGKILLed; a watcher sees the keys deleted within ttl + ttl/3, all at one rev, and never
+// earlier while keepalives flow; a put naming the dead session fails. Also: a session's
+// keepalives survive a server restart (the library reconnects and keeps it alive).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connect, type RemoteVolume, type WatchMessage } from '../../src/client/index.js';
+import { startMaster, type Master } from '../../src/daemon/master.js';
+import { ProtocolServerTranslator } from '../../translators/protocol/server.js';
+import { refusal } from './helpers.js';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const CLIENT = join(ROOT, 'test/unit/fixtures/session-client.ts');
+const TTL = 2_000;
+
+let dir: string;
+let master: Master;
+let server: string;
+let vol: RemoteVolume;
+const children: ChildProcess[] = [];
+
+function portOf(m: Master): number {
+  const srv = m.graph.translators.find((t) => t instanceof ProtocolServerTranslator);
+  if (!(srv instanceof ProtocolServerTranslator)) throw new Error('no protocol/server in the master graph');
+  return srv.address.port;
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'coordvol-ephemeral-'));
+  master = await startMaster({ dir, fsync: false, leaseMs: 10, listen: '127.0.0.1:0' });
+  server = `127.0.0.1:${portOf(master)}`;
+  vol = await connect({ servers: [server], secret: (await import('node:fs')).readFileSync(join(dir, 'secret'), 'utf8').trim() });
+});
+
+afterAll(async () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  await vol?.close();
+  await master?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** Starts the child and resolves with its session once its keys are in. */
+function startClient(prefix: string, count: number): Promise<{ child: ChildProcess; session: number; rev: number }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', CLIENT, server, join(dir, 'secret'), prefix, String(TTL), String(count)], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.push(child);
+  return new Promise((resolveStart, reject) => {
+    let out = '';
+    let err = '';
+    const timer = setTimeout(() => reject(new Error(`session client did not start: ${err}`)), 20_000);
+    child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+    child.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+      const nl = out.indexOf('\n');
+      if (nl < 0) return;
+      clearTimeout(timer);
+      const { session, rev } = JSON.parse(out.slice(0, nl)) as { session: number; rev: number };
+      resolveStart({ child, session, rev });
+    });
+    child.on('exit', (code) => reject(new Error(`session client exited ${code}: ${err}`)));
+  });
+}
+
+describe('ephemeral keys of a killed client', () => {
+  it('go at one rev within ttl + ttl/3 of the kill, not before while keepalives flow', async () => {
+    const { child, session, rev } = await startClient('/cluster/alive/', 3);
+    const seen: { at: number; msg: WatchMessage }[] = [];
+    const watcher = vol.watch('/cluster/alive/', { fromRev: rev + 1 });
+    const collecting = (async () => {
+      for await (const msg of watcher) {
+        seen.push({ at: performance.now(), msg });
+        if (msg.kind === 'events' && msg.events.some((e) => e.type === 'delete')) return;
+      }
+    })();
+    // Keepalives flow for 2 ttl: nothing is deleted.
+    await new Promise((r) => setTimeout(r, 2 * TTL));
+    expect(seen.filter((s) => s.msg.kind === 'events')).toHaveLength(0);
+    const killedAt = performance.now();
+    child.kill('SIGKILL');
+    await Promise.race([collecting, new Promise((_, reject) => setTimeout(() => reject(new Error('no delete seen')), 3 * TTL))]);
+    await watcher.cancel();
+    const events = seen.filter((s) => s.msg.kind === 'events');
+    expect(events).toHaveLength(1); // one rev
+    const first = events[0] as { at: number; msg: Extract<WatchMessage, { kind: 'events' }> };
+    expect(first.msg.events.map((e) => e.type)).toEqual(['delete', 'delete', 'delete']);
+    expect(first.msg.events.map((e) => e.kv.key).sort()).toEqual(['/cluster/alive/0', '/cluster/alive/1', '/cluster/alive/2']);
+    const tookMs = first.at - killedAt;
+    expect(tookMs).toBeLessThanOrEqual(TTL + TTL / 3);
+    expect(tookMs).toBeGreaterThan(TTL / 3); // the last keepalive was at most ttl/3 before the kill
+    expect((await refusal(vol.put('/cluster/alive/late', 'x', { session }))).code).toBe('session-not-found');
+    expect((await vol.get('/cluster/alive/late')).kv).toBeUndefined();
+  }, 30_000);
+});
+
+describe('a session across a server restart', () => {
+  it('keeps its keys: the library reconnects and its keepalives resume', async () => {
+    const s = await vol.openSession({ ttlMs: 3_000 });
+    await vol.put('/restart/k', 'v', { session: s });
+    const port = portOf(master);
+    await master.close();
+    await new Promise((r) => setTimeout(r, 500));
+    master = await startMaster({ dir, fsync: false, leaseMs: 10, listen: `127.0.0.1:${port}` });
+    await new Promise((r) => setTimeout(r, 4_000)); // past the ttl, counted from the restart
+    expect(s.isLost).toBe(false);
+    expect((await vol.get('/restart/k')).kv?.session).toBe(s.id);
+    await s.close();
+    expect((await vol.get('/restart/k')).kv).toBeUndefined();
+  }, 30_000);
+});
