@@ -9,7 +9,9 @@ import { keyBytesMax } from '../common/limits.js';
 import type { Volume } from '../client/volume.js';
 import { errorReply } from './errors.js';
 import { kvRoutes } from './routes-kv.js';
+import { sessionRoutes, type SessionFops } from './routes-sessions.js';
 import { volumeRoutes } from './routes-volume.js';
+import { watchRoutes } from './routes-watch.js';
 
 export interface ApiOptions {
   readonly volume: Volume;
@@ -19,6 +21,11 @@ export interface ApiOptions {
   readonly logger?: boolean;
   /** More exposition text for /metrics (the server's connections), appended as is. */
   readonly extraMetrics?: () => Promise<string> | string;
+  /**
+   * The bare session fops (routes-sessions.ts's sessionFops over the graph), for the routes that
+   * open, keep alive and close sessions for HTTP clients; without them only GET /v1/sessions.
+   */
+  readonly sessions?: SessionFops;
 }
 
 /** Routes whose body is a value: an oversized body there is `value-too-large`. */
@@ -77,5 +84,7 @@ export function buildApi(opts: ApiOptions): FastifyInstance {
 
   void app.register(kvRoutes, { volume: opts.volume });
   void app.register(volumeRoutes, { volume: opts.volume, ...(opts.extraMetrics ? { extraMetrics: opts.extraMetrics } : {}) });
+  void app.register(watchRoutes, { volume: opts.volume });
+  void app.register(sessionRoutes, { volume: opts.volume, ...(opts.sessions ? { sessions: opts.sessions } : {}) });
   return app;
 }

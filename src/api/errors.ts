@@ -18,6 +18,9 @@ const STATUS: Readonly<Record<ErrorCode, number>> = {
   'future-rev': 400,
   'compacted': 410,
   'not-found': 404,
+  // A put naming an ended session, a keepalive of one: the session is gone (open a new one).
+  'session-not-found': 404,
+  'session-expired': 404,
   'unauthorized': 401,
   'timeout': 504,
   'unavailable': 503,
@@ -36,6 +39,8 @@ const STATUS: Readonly<Record<ErrorCode, number>> = {
   'auth-failed': 500,
   'wrong-volume': 500,
   'protocol-error': 500,
+  // A watch stream the server cancelled: its consumer fell behind (start a new one).
+  'slow-consumer': 503,
 };
 
 export function httpStatus(code: ErrorCode): number {

@@ -4,6 +4,7 @@ import { isIP } from 'node:net';
 import { coordError } from '../common/errors.js';
 import type { Volume } from '../client/volume.js';
 import { buildApi } from './app.js';
+import type { SessionFops } from './routes-sessions.js';
 
 export interface StartApiOptions {
   readonly volume: Volume;
@@ -12,6 +13,8 @@ export interface StartApiOptions {
   readonly port: number;
   readonly token?: string;
   readonly extraMetrics?: () => Promise<string> | string;
+  /** The bare session fops, for the routes that drive sessions for HTTP clients (app.ts). */
+  readonly sessions?: SessionFops;
   readonly logger?: boolean;
 }
 
@@ -40,6 +43,7 @@ export async function startApi(o: StartApiOptions): Promise<RunningApi> {
     volume: o.volume,
     ...(o.token !== undefined ? { token: o.token } : {}),
     ...(o.extraMetrics !== undefined ? { extraMetrics: o.extraMetrics } : {}),
+    ...(o.sessions !== undefined ? { sessions: o.sessions } : {}),
     ...(o.logger !== undefined ? { logger: o.logger } : {}),
   });
   try {

@@ -80,13 +80,16 @@ export const kvRoutes: FastifyPluginAsync<{ volume: Volume }> = async (app, { vo
       .send(asBuffer(r.kv.value ?? new Uint8Array(0)));
   });
 
-  app.put<{ Params: KeyParams; Querystring: { prevKv?: boolean } }>('/v1/kv/*', {
+  // session=ID makes the key ephemeral (POST /v1/sessions opens one); sequential=true appends
+  // the volume-wide counter (the answer's `key` is the final key).
+  app.put<{ Params: KeyParams; Querystring: { prevKv?: boolean; session?: number; sequential?: boolean } }>('/v1/kv/*', {
     bodyLimit: valueBodyBytesMax,
-    schema: { params: keyParams, querystring: { type: 'object', additionalProperties: false, properties: { prevKv: flag } } },
+    schema: { params: keyParams, querystring: { type: 'object', additionalProperties: false, properties: { prevKv: flag, session: { type: 'integer', minimum: 1 }, sequential: flag } } },
   }, async (req) => {
     // No body (no content-length) is an empty value.
     const value = req.body instanceof Uint8Array ? req.body : new Uint8Array(0);
-    const r = await volume.put(keyOf(req.params), value, { prevKv: req.query.prevKv === true });
+    const q = req.query;
+    const r = await volume.put(keyOf(req.params), value, { prevKv: q.prevKv === true, ...(q.session !== undefined ? { session: q.session } : {}), ...(q.sequential ? { sequential: true } : {}) });
     return { rev: r.rev, key: r.key, ...(r.prevKv ? { prevKv: kvJson(r.prevKv) } : {}) };
   });
 

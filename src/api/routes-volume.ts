@@ -34,6 +34,8 @@ const opItem = {
     op: { type: 'string', enum: ['put', 'delete', 'get', 'range'] },
     key: str, value: str, valueBase64: str, prefix: str, start: str, end: str,
     prevKv: flag, limit: { type: 'integer' }, keysOnly: flag, countOnly: flag, children: flag,
+    // A put's session (ephemeral key) and sequential flag; the library checks where they apply.
+    session: { type: 'integer', minimum: 1 }, sequential: flag,
   },
 } as const;
 

@@ -63,6 +63,8 @@ export interface TxnOpJson {
   readonly start?: string;
   readonly end?: string;
   readonly prevKv?: boolean;
+  readonly session?: number;
+  readonly sequential?: boolean;
   readonly limit?: number;
   readonly keysOnly?: boolean;
   readonly countOnly?: boolean;

@@ -5,8 +5,10 @@ import type { Command } from 'commander';
 import { coordError } from '../common/errors.js';
 import { asRev } from '../common/ids.js';
 import { kvJson, txnArgs, txnResultJson, type TxnJson } from '../api/shape.js';
-import type { Compare, KeyValue, TxnOp } from '../../translators/fops.js';
+import type { Compare, KeyValue, PutResult, TxnOp } from '../../translators/fops.js';
 import { run } from './context.js';
+import { putEphemeral } from './session.js';
+import type { Volume } from '../client/volume.js';
 import { columns, table } from './output.js';
 
 const MAX_SHOWN = 60;
@@ -86,11 +88,19 @@ export function registerKv(program: Command): void {
   kv.command('put <key> <value>')
     .description("write a key (value '-' reads it from standard input)")
     .option('--prev-kv', 'also print the previous value')
-    .addHelpText('after', "\nExamples:\n  coordvol kv put /config/mode active\n  coordvol kv put /volumes/gv0/info - < info.json")
-    .action(async (key: string, value: string, o: { prevKv?: boolean }, cmd: Command) => {
+    .option('--sequential', 'append the volume-wide counter to the key, and print the final key')
+    .option('--ephemeral', 'hold the key under a session of this process, in the foreground, until SIGINT/SIGTERM (then the key goes at once)')
+    .option('--ttl <ms>', 'with --ephemeral: how long the key outlives a killed process (default 10000)')
+    .addHelpText('after', "\nExamples:\n  coordvol kv put /config/mode active\n  coordvol kv put /volumes/gv0/info - < info.json\n  coordvol kv put --sequential /queue/job- '{\"n\":1}'\n  coordvol kv put --ephemeral --ttl 3000 /cluster/alive/$(hostname) up &")
+    .action(async (key: string, value: string, o: { prevKv?: boolean; sequential?: boolean; ephemeral?: boolean; ttl?: string }, cmd: Command) => {
       const bytes = value === '-' ? readFileSync(0) : Buffer.from(value, 'utf8');
-      await run(cmd, (v) => v.put(key, bytes, { prevKv: o.prevKv === true }), {
-        human: (r) => `OK ${key} at rev ${r.rev}${r.prevKv ? `\nprevious: ${shown(r.prevKv.value)} (modRev ${r.prevKv.modRev}, version ${r.prevKv.version})` : ''}`,
+      if (o.ephemeral) return putEphemeral(cmd, key, bytes, o);
+      const put = async (v: Volume): Promise<PutResult> => {
+        if (o.ttl !== undefined) throw coordError('invalid-argument', '--ttl goes with --ephemeral');
+        return v.put(key, bytes, { prevKv: o.prevKv === true, ...(o.sequential ? { sequential: true } : {}) });
+      };
+      await run(cmd, put, {
+        human: (r) => `OK ${r.key} at rev ${r.rev}${r.prevKv ? `\nprevious: ${shown(r.prevKv.value)} (modRev ${r.prevKv.modRev}, version ${r.prevKv.version})` : ''}`,
         json: (r) => ({ ...r, ...(r.prevKv ? { prevKv: kvJson(r.prevKv) } : {}) }),
       });
     });

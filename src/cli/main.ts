@@ -4,7 +4,10 @@ import { Command } from 'commander';
 import { DEFAULT_SECRET_FILE, DEFAULT_SERVER } from './context.js';
 import { registerInspect } from './inspect.js';
 import { registerKv } from './kv.js';
+import { registerLock } from './lock.js';
+import { registerSession } from './session.js';
 import { registerStart } from './start.js';
+import { registerWatch } from './watch.js';
 
 const program = new Command();
 program
@@ -18,6 +21,9 @@ program
   .addHelpText('after', '\nExamples:\n  coordvol start\n  coordvol kv put /a 1\n  coordvol kv get /a --json\n  coordvol status');
 registerStart(program);
 registerKv(program);
+registerWatch(program);
+registerSession(program);
+registerLock(program);
 registerInspect(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {

@@ -3,7 +3,8 @@
 // (protocol/server) and 127.0.0.1:7421 (HTTP).
 import type { Command } from 'commander';
 import { startApi } from '../api/listen.js';
-import { FopVolume } from '../client/volume.js';
+import { sessionFops } from '../api/routes-sessions.js';
+import { FopVolume, type FopCaller } from '../client/volume.js';
 import { coordError } from '../common/errors.js';
 import { startMaster, type Master } from '../daemon/master.js';
 import { serverAddress } from '../daemon/server-info.js';
@@ -53,11 +54,12 @@ export function registerStart(program: Command): void {
         const http = o.http === false ? undefined : hostPort(o.http, '--http');
         master = await startMaster({ dir: o.dir, fsync: o.fsync, ...(o.volfile ? { volfile: o.volfile } : {}), ...(o.listen !== false ? { listen: o.listen } : {}) });
         const top = master.top;
-        const volume = new FopVolume((fop, ctx, args) => top.call(fop, ctx, args), async () => undefined);
+        const caller: FopCaller = (fop, ctx, args) => top.call(fop, ctx, args);
+        const volume = new FopVolume(caller, async () => undefined);
         const server = serverAddress(master.graph);
         let httpAddress = '';
         if (http) {
-          const a = await startApi({ volume, host: http.host, port: http.port, ...(o.httpToken ? { token: o.httpToken } : {}), ...(server ? { extraMetrics: server.metrics } : {}) });
+          const a = await startApi({ volume, host: http.host, port: http.port, ...(o.httpToken ? { token: o.httpToken } : {}), ...(server ? { extraMetrics: server.metrics } : {}), sessions: sessionFops(caller) });
           api = a;
           httpAddress = a.address;
         }
