@@ -3,14 +3,20 @@
 // round, for each system (the order rotates every round), the system starts fresh (temp data
 // dir, 10,000 keys preloaded), runs every workload back to back, and stops. The table shows the
 // median of each column over the rounds, and coordvol's throughput over etcd's and ZooKeeper's.
+// The watch and session workloads of issue 4 (W3, W5, W6: coord-workloads.ts) run only when
+// --workloads names them, after W1/W2 on the same started system, and have their own section.
 //
 //   npm run bench -- compare [--rounds N] [--systems coordvol,etcd,zookeeper] [--quick] [--write]
 //                            [--members 1|3] [--duration S] [--warmup S] [--ops N]
 //                            [--connections N] [--workloads w1-put-64,...] [--keys N]
+//   npm run bench -- compare --workloads w3,w5,w6 [--watchers N] [--watch-connections N]
+//                            [--expiry-reps N] [--sessions N,N] [--session-ttl S] [--window S] …
+// A --workloads entry names a workload or, before a '-', a family of them (w1, w6-sessions).
 import { readFileSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
 import { machine, replaceSection } from './machine.js';
+import { clientLibraries, errMsg, fmtInt, fmtMs, machineCores, median, stamp } from './report-common.js';
+import { coordReport, summarize } from './coord-report.js';
+import { coordWorkloads, runCoordWorkload, type CoordResult, type CoordSettings, type CoordWorkload } from './coord-workloads.js';
 import { installCleanup, killEverything, withTimeout } from './systems/proc.js';
 import { LABEL, SYSTEMS, Unavailable, type KvClient, type SystemDriver } from './systems/index.js';
 import { CLIENT_BOUND_PCT, runWorkload, WORKLOADS, type RunLimits, type RunResult, type Workload } from './workloads.js';
@@ -24,6 +30,9 @@ export interface CompareOptions {
   readonly keys: number;
   readonly valueBytes: number;
   readonly limits: RunLimits;
+  /** W3/W5/W6, when selected; they run after the W1/W2 workloads. */
+  readonly coord: readonly CoordWorkload[];
+  readonly coordSettings: CoordSettings;
   readonly progress: (line: string) => void;
 }
 
@@ -32,12 +41,22 @@ interface Outcome {
   readonly results: Map<string, Map<string, RunResult[]>>;
   readonly failures: { system: string; round: number; what: string; error: string }[];
   readonly descriptions: Map<string, string>;
+  /** The same for W3/W5/W6. */
+  readonly coord: Map<string, Map<string, CoordResult[]>>;
+  /** Systems that cannot run W3/W5/W6 in this tree (their W1/W2 still run), with why. */
+  readonly unavailable: Map<string, string>;
 }
+
+/** A W3/W5/W6 run that has not finished by then is abandoned as stuck (W6 with 10,000 sessions takes minutes). */
+const COORD_RUN_MAX_MS = 20 * 60_000;
 
 const PRELOAD_IN_FLIGHT = 64;
 
 function parseArgs(args: readonly string[]): { o: Omit<CompareOptions, 'progress'>; write: boolean } {
-  const known = new Set(['--rounds', '--systems', '--quick', '--write', '--members', '--duration', '--warmup', '--ops', '--connections', '--workloads', '--keys']);
+  const known = new Set([
+    '--rounds', '--systems', '--quick', '--write', '--members', '--duration', '--warmup', '--ops', '--connections', '--workloads', '--keys',
+    '--watchers', '--watch-connections', '--expiry-reps', '--sessions', '--session-ttl', '--window',
+  ]);
   for (const a of args) if (a.startsWith('--') && !known.has(a)) throw new Error(`compare: unknown option ${a} (known: ${[...known].join(' ')})`);
   const str = (name: string): string | undefined => {
     const i = args.indexOf(name);
@@ -55,8 +74,16 @@ function parseArgs(args: readonly string[]): { o: Omit<CompareOptions, 'progress
   const quick = args.includes('--quick');
   const systems = (str('--systems') ?? 'coordvol,etcd,zookeeper').split(',').filter(Boolean);
   for (const s of systems) if (!SYSTEMS[s]) throw new Error(`compare: unknown system ${s} (known: ${Object.keys(SYSTEMS).join(', ')})`);
+  const sessions = (str('--sessions') ?? '1000,10000').split(',').filter(Boolean).map(Number);
+  for (const n of sessions) if (!Number.isInteger(n) || n < 1) throw new Error(`compare: --sessions takes whole numbers ≥ 1, comma-separated, not ${str('--sessions')}`);
+  const coordAll = coordWorkloads(sessions);
   const ids = str('--workloads')?.split(',').filter(Boolean);
-  for (const id of ids ?? []) if (!WORKLOADS.some((w) => w.id === id)) throw new Error(`compare: unknown workload ${id} (known: ${WORKLOADS.map((w) => w.id).join(', ')})`);
+  const picked = (id: string): boolean => (ids ?? []).some((sel) => id === sel || id.startsWith(`${sel}-`));
+  for (const sel of ids ?? []) {
+    if (![...WORKLOADS, ...coordAll].some((w) => w.id === sel || w.id.startsWith(`${sel}-`))) {
+      throw new Error(`compare: unknown workload ${sel} (known: ${[...WORKLOADS, ...coordAll].map((w) => w.id).join(', ')}, or a family: w1, w2, w3, w5, w6)`);
+    }
+  }
   const warmupMs = num('--warmup', quick ? 1 : 2, 0) * 1000;
   const ops = str('--ops') === undefined ? undefined : num('--ops', 0, 1);
   const durationMs = num('--duration', quick ? 3 : 10, 0.1) * 1000;
@@ -65,7 +92,21 @@ function parseArgs(args: readonly string[]): { o: Omit<CompareOptions, 'progress
     o: {
       rounds: num('--rounds', quick ? 1 : 3, 1),
       systems,
-      workloads: ids ? WORKLOADS.filter((w) => ids.includes(w.id)) : WORKLOADS,
+      // Without --workloads, W1/W2 only: the issue-3 table stays what it was.
+      workloads: ids ? WORKLOADS.filter((w) => picked(w.id)) : WORKLOADS,
+      coord: ids ? coordAll.filter((w) => picked(w.id)) : [],
+      coordSettings: {
+        watchers: num('--watchers', 1_000, 1),
+        watchConnections: num('--watch-connections', 50, 1),
+        writes: 100,
+        writesPerSec: 10,
+        drainMs: 5_000,
+        expiryReps: num('--expiry-reps', quick ? 3 : 5, 1),
+        expiryTtlMs: 2_000,
+        sessionTtlMs: num('--session-ttl', 10, 2) * 1000,
+        settleMs: quick ? 3_000 : 5_000,
+        windowMs: num('--window', quick ? 10 : 20, 1) * 1000,
+      },
       members: num('--members', 1, 1),
       connections: num('--connections', 1, 1),
       keys: num('--keys', 10_000, 1),
@@ -75,21 +116,10 @@ function parseArgs(args: readonly string[]): { o: Omit<CompareOptions, 'progress
   };
 }
 
-const fmtInt = (n: number): string => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '—');
-const fmtMs = (n: number): string => (Number.isFinite(n) ? (n >= 100 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n >= 0.1 ? n.toFixed(2) : n.toFixed(3)) : '—');
-const errMsg = (e: unknown): string => (e instanceof Error ? e.message : String(e));
-
 /** The machine's busy time less the system's servers and the load generator: whatever else ran. */
 const otherCpuPct = (r: RunResult): number => r.machineCpuPct - r.clientCpuPct - (Number.isFinite(r.serverCpuPct) ? r.serverCpuPct : 0);
 /** Above this (% of a core) the report says other work shared the machine. */
 const OTHER_BUSY_PCT = 25;
-
-function median(xs: readonly number[]): number {
-  const s = xs.filter(Number.isFinite).sort((a, b) => a - b);
-  if (s.length === 0) return NaN;
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-}
 
 async function runSystemRound(name: string, round: number, o: CompareOptions, out: Outcome, setCurrent: (d: SystemDriver | undefined) => void): Promise<void> {
   const driver = (SYSTEMS[name] as NonNullable<(typeof SYSTEMS)[string]>)({ members: o.members, progress: (l) => o.progress(`  ${l}`) });
@@ -102,11 +132,15 @@ async function runSystemRound(name: string, round: number, o: CompareOptions, ou
     const t0 = performance.now();
     await driver.start();
     out.descriptions.set(name, await driver.describe());
-    what = 'preload';
-    await withTimeout(driver.preload(keys, value, PRELOAD_IN_FLIGHT), 10 * 60_000, `${name}: preload`);
-    o.progress(`  ${name}: started and preloaded ${o.keys.toLocaleString('en-US')} keys in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-    what = 'connect';
-    for (let i = 0; i < o.connections; i++) clients.push(await driver.client());
+    if (o.workloads.length > 0) {
+      what = 'preload';
+      await withTimeout(driver.preload(keys, value, PRELOAD_IN_FLIGHT), 10 * 60_000, `${name}: preload`);
+      o.progress(`  ${name}: started and preloaded ${o.keys.toLocaleString('en-US')} keys in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+      what = 'connect';
+      for (let i = 0; i < o.connections; i++) clients.push(await driver.client());
+    } else {
+      o.progress(`  ${name}: started in ${((performance.now() - t0) / 1000).toFixed(1)} s (no W1/W2 workload: nothing preloaded)`);
+    }
     for (const w of o.workloads) {
       what = w.id;
       try {
@@ -125,6 +159,26 @@ async function runSystemRound(name: string, round: number, o: CompareOptions, ou
         o.progress(`  ${name} ${w.id}: FAILED: ${errMsg(e)}`);
       }
     }
+    for (const w of o.coord) {
+      if (out.unavailable.has(name)) break;
+      what = w.id;
+      try {
+        const r = await withTimeout(runCoordWorkload(w, driver, o.coordSettings, (l) => o.progress(`  ${name} ${l}`)), COORD_RUN_MAX_MS, `${name} ${w.id}`);
+        const byW = out.coord.get(name) ?? new Map<string, CoordResult[]>();
+        out.coord.set(name, byW);
+        byW.set(w.id, [...(byW.get(w.id) ?? []), r]);
+        o.progress(`  ${name} ${w.id}: ${summarize(r)}`);
+      } catch (e) {
+        if (e instanceof Unavailable) {
+          // A missing piece of this tree (coordvol before its session API): W1/W2 still run.
+          out.unavailable.set(name, errMsg(e));
+          o.progress(`  ${name}: ${errMsg(e)} — W3/W5/W6 skipped for it from now on`);
+          break;
+        }
+        out.failures.push({ system: name, round, what, error: errMsg(e) });
+        o.progress(`  ${name} ${w.id}: FAILED: ${errMsg(e)}`);
+      }
+    }
   } catch (e) {
     if (e instanceof Unavailable) throw e;
     out.failures.push({ system: name, round, what, error: errMsg(e) });
@@ -137,7 +191,7 @@ async function runSystemRound(name: string, round: number, o: CompareOptions, ou
 }
 
 export async function compare(o: CompareOptions): Promise<Outcome> {
-  const out: Outcome = { results: new Map(), failures: [], descriptions: new Map() };
+  const out: Outcome = { results: new Map(), failures: [], descriptions: new Map(), coord: new Map(), unavailable: new Map() };
   let current: SystemDriver | undefined;
   installCleanup(async () => {
     await current?.stop();
@@ -164,45 +218,12 @@ export async function compare(o: CompareOptions): Promise<Outcome> {
 
 // ---- the report ----------------------------------------------------------------------------
 
-function pkgVersion(name: string, from = import.meta.url): { version: string; path: string } {
-  try {
-    const req = createRequire(from);
-    let dir = dirname(req.resolve(name));
-    for (let i = 0; i < 8; i++) {
-      try {
-        const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
-        if (pkg.name === name) return { version: pkg.version ?? '?', path: join(dir, 'package.json') };
-      } catch {
-        /* keep walking up */
-      }
-      dir = dirname(dir);
-    }
-  } catch {
-    /* not installed */
-  }
-  return { version: '?', path: '' };
-}
-
-function clientLibraries(systems: readonly string[]): string {
-  const libs: string[] = [];
-  if (systems.includes('etcd')) {
-    const etcd3 = pkgVersion('etcd3');
-    const grpc = etcd3.path ? pkgVersion('@grpc/grpc-js', etcd3.path) : { version: '?' };
-    libs.push(`etcd: npm \`etcd3\` ${etcd3.version} (\`@grpc/grpc-js\` ${grpc.version}, pure JS), one gRPC channel per connection`);
-  }
-  if (systems.includes('zookeeper')) {
-    libs.push(`ZooKeeper: npm \`node-zookeeper-client\` ${pkgVersion('node-zookeeper-client').version} (pure JS; sync sent as a raw OpCode.sync, pipelined with getData)`);
-  }
-  if (systems.includes('coordvol')) libs.push('coordvol: this tree\'s `connect()` (src/client)');
-  return libs.map((l) => `- ${l}`).join('\n');
-}
-
 export function report(o: CompareOptions, out: Outcome, command: string, started: Date): string {
   const sys = o.systems.filter((s) => out.results.has(s));
   const lines: string[] = [
     '### Side by side with etcd and ZooKeeper (issue 3)',
     '',
-    `${started.toISOString().slice(0, 16).replace('T', ' ')} UTC · ${machine()} · \`${command}\``,
+    `${stamp(started)} UTC · ${machine()} · \`${command}\``,
     '',
     'Systems:',
     '',
@@ -268,15 +289,12 @@ export function report(o: CompareOptions, out: Outcome, command: string, started
     }
   }
   if (!base) lines.push('', `coordvol: ${out.descriptions.get('coordvol') ?? 'not in this run'}.`);
-  if (out.failures.length > 0) {
+  const failures = out.failures.filter((f) => !o.coord.some((w) => w.id === f.what)); // W3/W5/W6 failures go to their own section
+  if (failures.length > 0) {
     lines.push('', 'Failures:', '');
-    for (const f of out.failures) lines.push(`- round ${f.round}, ${LABEL[f.system] ?? f.system}, ${f.what}: ${f.error.split('\n')[0]}`);
+    for (const f of failures) lines.push(`- round ${f.round}, ${LABEL[f.system] ?? f.system}, ${f.what}: ${f.error.split('\n')[0]}`);
   }
   return lines.join('\n');
-}
-
-function machineCores(): number {
-  return (readFileSync('/proc/stat', 'utf8').match(/^cpu\d+ /gm) ?? []).length || 1;
 }
 
 export async function runCompare(args: readonly string[]): Promise<void> {
@@ -285,19 +303,24 @@ export async function runCompare(args: readonly string[]): Promise<void> {
   const started = new Date();
   const command = `npm run bench -- compare${args.length ? ' ' + args.join(' ') : ''}`;
   o.progress(`coordvol bench compare: ${machine()}`);
-  o.progress(`systems ${o.systems.join(', ')}; ${o.rounds} round(s); ${o.members} member(s) each; workloads ${o.workloads.map((w) => w.id).join(', ')}`);
+  o.progress(`systems ${o.systems.join(', ')}; ${o.rounds} round(s); ${o.members} member(s) each; workloads ${[...o.workloads, ...o.coord].map((w) => w.id).join(', ')}`);
   let out: Outcome;
   try {
     out = await compare(o);
   } finally {
     killEverything(); // nothing should be left; if something is, it goes now
   }
-  const section = report(o, out, command, started);
-  process.stdout.write(section + '\n');
+  // Each table goes to its own section, and only when its workloads ran in this invocation.
+  const sections: [string, string][] = [];
+  if (o.workloads.length > 0) sections.push(['compare', report(o, out, command, started)]);
+  if (o.coord.length > 0) sections.push(['coordination', coordReport(o, out, command, started)]);
+  for (const [, text] of sections) process.stdout.write(text + '\n\n');
   if (write) {
     const path = 'BENCHMARKS.md';
-    writeFileSync(path, replaceSection(readFileSync(path, 'utf8'), 'compare', section, path));
-    process.stderr.write(`wrote ${path}\n`);
+    let text = readFileSync(path, 'utf8');
+    for (const [name, section] of sections) text = replaceSection(text, name, section, path);
+    writeFileSync(path, text);
+    process.stderr.write(`wrote ${path} (${sections.map(([n]) => n).join(', ')})\n`);
   }
-  if (out.results.size === 0) throw new Error('no system ran');
+  if (out.results.size === 0 && out.coord.size === 0) throw new Error('no system ran');
 }

@@ -3,6 +3,7 @@
 //   npm run bench [-- single] [--rounds N] [--quick] [--write] [--no-fsync]   the in-process single brick (issue 2)
 //   npm run bench -- compare [--rounds N] [--systems coordvol,etcd,zookeeper] [--quick] [--write] …
 //                                                                        side by side with etcd and ZooKeeper (compare.ts)
+//   npm run bench -- compare --workloads w3,w5,w6 [--sessions 1000,10000] …   watches and sessions (issue 4, coord-workloads.ts)
 import { readFileSync, writeFileSync } from 'node:fs';
 import { machine, replaceSection } from './machine.js';
 import { runSingleBrick, type WorkloadResult } from './single-brick.js';

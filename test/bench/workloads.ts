@@ -5,8 +5,11 @@
 // (/proc/PID/stat, summed, with descendants), the load generator's own CPU (process.cpuUsage())
 // and the machine's. When the load generator uses ≥ 90 % of one core it is flagged: it, not the
 // system, may be the limit.
-import { machineCpu, procCpuSeconds, withDescendants, withTimeout } from './systems/proc.js';
+import { CLIENT_BOUND_PCT, cpuSample as sample, cpuWindow, type CpuSample } from './cpu-window.js';
+import { withTimeout } from './systems/proc.js';
 import type { KvClient, ReadMode } from './systems/types.js';
+
+export { CLIENT_BOUND_PCT };
 
 export interface Workload {
   readonly id: string;
@@ -53,25 +56,10 @@ export interface RunResult {
   readonly clientBound: boolean;
 }
 
-/** The share of one core the load generator may use before it is flagged as the limit. */
-export const CLIENT_BOUND_PCT = 90;
 /** A run stops early after this many failed ops. */
 const ERRORS_MAX = 1_000;
 
 const quantile = (sorted: Float64Array, q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
-
-interface CpuSample {
-  readonly t: number;
-  readonly server: number | undefined;
-  readonly client: NodeJS.CpuUsage;
-  readonly machine: { busy: number; total: number; cores: number };
-}
-
-function sample(serverPids: readonly number[]): CpuSample {
-  const pids = serverPids.length > 0 ? withDescendants(serverPids) : []; // a /proc scan: before the clock reads
-  const server = serverPids.length > 0 ? pids.reduce((sum, pid) => sum + (procCpuSeconds(pid) ?? 0), 0) : undefined;
-  return { t: performance.now(), server, client: process.cpuUsage(), machine: machineCpu() };
-}
 
 /**
  * Runs one workload: `keys` are the preloaded keys, `value` what puts write. Callers pick keys
@@ -164,22 +152,19 @@ export async function runWorkload(w: Workload, clients: readonly KvClient[], ser
   }
   if (errors >= ERRORS_MAX) throw new Error(`${w.id}: stopped after ${errors} failed ops; first: ${firstError ?? '?'}`);
   if (!start || !end) throw new Error(`${w.id}: the measured window never ran`);
-  const secs = (end.t - start.t) / 1000;
-  const clientCpu = (end.client.user - start.client.user + end.client.system - start.client.system) / 1e6;
-  const machine = end.machine.total > start.machine.total ? (end.machine.busy - start.machine.busy) / (end.machine.total - start.machine.total) : NaN;
+  const cpu = cpuWindow(start, end);
   const sorted = Float64Array.from(lat).sort();
-  const clientCpuPct = (clientCpu / secs) * 100;
   return {
     ops: completed,
     errors,
     ...(firstError !== undefined ? { firstError } : {}),
-    secs,
-    opsPerSec: completed / secs,
+    secs: cpu.secs,
+    opsPerSec: completed / cpu.secs,
     p50Ms: quantile(sorted, 0.5),
     p99Ms: quantile(sorted, 0.99),
-    serverCpuPct: start.server !== undefined && end.server !== undefined ? ((end.server - start.server) / secs) * 100 : NaN,
-    clientCpuPct,
-    machineCpuPct: machine * end.machine.cores * 100,
-    clientBound: clientCpuPct >= CLIENT_BOUND_PCT,
+    serverCpuPct: cpu.serverCpuPct,
+    clientCpuPct: cpu.clientCpuPct,
+    machineCpuPct: cpu.machineCpuPct,
+    clientBound: cpu.clientBound,
   };
 }

@@ -12,12 +12,13 @@ import type { EmbeddedVolume, Volume } from '../../../src/client/index.js';
 import {
   assertRunning, freePort, logTail, removeDir, startServer, stopServer, tempDir, waitUntil, withTimeout, type Server,
 } from './proc.js';
+import type { Endpoint } from './coord.js';
 import { forEachLimited, preloadWith, Unavailable, type DriverOptions, type KvClient, type ReadMode, type SystemDriver } from './types.js';
 
-type Connect = (o: { servers: string[]; secret: string | Uint8Array }) => Promise<Volume>;
+export type Connect = (o: { servers: string[]; secret: string | Uint8Array }) => Promise<Volume>;
 
 /** The client library's connect(), or a clear error while the network client does not exist yet. */
-async function loadConnect(): Promise<Connect> {
+export async function loadConnect(): Promise<Connect> {
   const lib = (await import('../../../src/client/index.js')) as unknown as Record<string, unknown>;
   const connect = lib['connect'];
   if (typeof connect !== 'function') {
@@ -140,6 +141,11 @@ export class CoordvolDriver implements SystemDriver {
 
   serverPids(): number[] {
     return this.server ? [this.server.pid] : [];
+  }
+
+  endpoint(): Endpoint {
+    if (!this.ready) throw new Error('coordvol: endpoint() before start()');
+    return { system: 'coordvol', servers: [this.ready.listen], secretFile: this.ready.secretFile };
   }
 
   async describe(): Promise<string> {

@@ -8,6 +8,7 @@ import { Etcd3 } from 'etcd3';
 import {
   aptInstall, assertRunning, debVersion, freePort, logTail, onPath, removeDir, run, startServer, stopServer, tempDir, waitUntil, type Server,
 } from './proc.js';
+import type { Endpoint } from './coord.js';
 import { forEachLimited, preloadWith, type DriverOptions, type KvClient, type ReadMode, type SystemDriver } from './types.js';
 
 interface Member {
@@ -129,6 +130,10 @@ export class EtcdDriver implements SystemDriver {
 
   serverPids(): number[] {
     return this.servers.map((s) => s.pid);
+  }
+
+  endpoint(): Endpoint {
+    return { system: 'etcd', hosts: this.members.map((m) => m.clientUrl) };
   }
 
   async describe(): Promise<string> {

@@ -328,3 +328,19 @@ export function machineCpu(): { busy: number; total: number; cores: number } {
   const idle = (f[3] ?? 0) + (f[4] ?? 0);
   return { busy: total - idle, total, cores: Math.max(1, lines.filter((l) => /^cpu\d+ /.test(l)).length) };
 }
+
+/** Resident memory of a process in bytes (VmRSS of /proc/PID/status), or undefined if it is gone. */
+export function procRssBytes(pid: number): number | undefined {
+  try {
+    const kb = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+    return kb === undefined ? undefined : Number(kb) * 1024;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Resident memory of `pids` and their descendants, summed, in bytes (NaN when there are none). */
+export function serverRssBytes(pids: readonly number[]): number {
+  if (pids.length === 0) return NaN;
+  return withDescendants(pids).reduce((sum, pid) => sum + (procRssBytes(pid) ?? 0), 0);
+}

@@ -1,5 +1,6 @@
 // What compare.ts needs from a system under test: start its servers, hand out clients, preload
 // keys, tidy between write runs, stop. One driver per system (etcd.ts, zookeeper.ts, coordvol.ts).
+import type { Endpoint } from './coord.js';
 import type { Progress } from './proc.js';
 
 export type ReadMode = 'serializable' | 'linearizable';
@@ -28,6 +29,8 @@ export interface SystemDriver {
   serverPids(): number[];
   /** One line for the report: version and setup (members, fsync, client library). */
   describe(): Promise<string>;
+  /** How coordination clients reach it (W3, W5, W6; systems/coord.ts); absent when it cannot be reached from another process. */
+  endpoint?(): Endpoint;
 }
 
 export interface DriverOptions {

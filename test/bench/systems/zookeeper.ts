@@ -13,9 +13,12 @@ import zookeeper from 'node-zookeeper-client';
 import {
   aptInstall, assertRunning, debVersion, freePort, logTail, onPath, removeDir, run, startServer, stopServer, tempDir, waitUntil, withTimeout, type Server,
 } from './proc.js';
+import type { Endpoint } from './coord.js';
 import { forEachLimited, type DriverOptions, type KvClient, type ReadMode, type SystemDriver } from './types.js';
 
 const JAVA_DIR = '/usr/share/java';
+/** The shortest session the servers grant (zoo.cfg minSessionTimeout; the default is 2 × tickTime). */
+export const MIN_SESSION_TIMEOUT_MS = 2_000;
 const ZK_JAR = join(JAVA_DIR, 'zookeeper.jar'); // its manifest's Class-Path names its dependencies
 const LOG_JAR = join(JAVA_DIR, 'slf4j-simple.jar'); // a logger binding, so the server log says why it failed
 
@@ -93,7 +96,7 @@ function sync(client: zookeeper.Client, path: string): Promise<void> {
   return new Promise((resolve, reject) => cm.queue(request, (err) => (err ? reject(err) : resolve())));
 }
 
-const isCode = (e: unknown, code: number): boolean => typeof (e as { getCode?: () => number })?.getCode === 'function' && (e as { getCode: () => number }).getCode() === code;
+export const isCode = (e: unknown, code: number): boolean => typeof (e as { getCode?: () => number })?.getCode === 'function' && (e as { getCode: () => number }).getCode() === code;
 
 function zkClient(c: zookeeper.Client): KvClient {
   const setData = (path: string, data: Buffer): Promise<void> =>
@@ -124,6 +127,20 @@ function zkClient(c: zookeeper.Client): KvClient {
   };
 }
 
+/** A connected node-zookeeper-client (its session asks for `sessionTimeoutMs`), or an error within 20 s. */
+export async function connectZk(connectString: string, sessionTimeoutMs: number): Promise<zookeeper.Client> {
+  const c = zookeeper.createClient(connectString, { sessionTimeout: sessionTimeoutMs, spinDelay: 100, retries: 0 });
+  const connected = new Promise<void>((r) => c.once('connected', () => r()));
+  c.connect();
+  try {
+    await withTimeout(connected, 20_000, `zookeeper client to connect to ${connectString}`);
+  } catch (e) {
+    c.close();
+    throw e;
+  }
+  return c;
+}
+
 export class ZooKeeperDriver implements SystemDriver {
   readonly name = 'zookeeper';
   private dir: string | undefined;
@@ -152,6 +169,9 @@ export class ZooKeeperDriver implements SystemDriver {
       writeFileSync(join(z.dir, 'data', 'myid'), `${z.id}\n`);
       const cfg = [
         'tickTime=2000',
+        // W5 asks for a 2 s session: without this ZooKeeper raises it to 2 × tickTime = 4 s
+        // (ANCHORS.md). Sessions of the other workloads ask for 30 s, within either bound.
+        `minSessionTimeout=${MIN_SESSION_TIMEOUT_MS}`,
         'initLimit=10',
         'syncLimit=5',
         `dataDir=${join(z.dir, 'data')}`,
@@ -196,16 +216,7 @@ export class ZooKeeperDriver implements SystemDriver {
   }
 
   async client(): Promise<KvClient> {
-    const c = zookeeper.createClient(this.connectString(), { sessionTimeout: 30_000, spinDelay: 100, retries: 0 });
-    const connected = new Promise<void>((r) => c.once('connected', () => r()));
-    c.connect();
-    try {
-      await withTimeout(connected, 20_000, `zookeeper client to connect to ${this.connectString()}`);
-    } catch (e) {
-      c.close();
-      throw e;
-    }
-    return zkClient(c);
+    return zkClient(await connectZk(this.connectString(), 30_000));
   }
 
   async preload(keys: readonly string[], value: Uint8Array, inFlight: number): Promise<void> {
@@ -235,9 +246,13 @@ export class ZooKeeperDriver implements SystemDriver {
     return this.servers.map((s) => s.pid);
   }
 
+  endpoint(): Endpoint {
+    return { system: 'zookeeper', connectString: this.connectString() };
+  }
+
   async describe(): Promise<string> {
     const deb = await debVersion('zookeeper');
     const java = /version "([^"]+)"/.exec(await run('java', ['-version'], { timeoutMs: 10_000, withStderr: true }).catch(() => ''))?.[1] ?? '?';
-    return `ZooKeeper ${this.version} (Debian zookeeper ${deb ?? '?'}, OpenJDK ${java}, -Xmx1000m), ${this.o.members} server(s), defaults (forceSync=yes)`;
+    return `ZooKeeper ${this.version} (Debian zookeeper ${deb ?? '?'}, OpenJDK ${java}, -Xmx1000m), ${this.o.members} server(s), defaults (forceSync=yes, tickTime 2000) but minSessionTimeout=${MIN_SESSION_TIMEOUT_MS}`;
   }
 }
