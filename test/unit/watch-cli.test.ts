@@ -39,9 +39,14 @@ function cli(args: readonly string[], signalOnOutput?: NodeJS.Signals): Promise<
     let out = '';
     let err = '';
     const timer = setTimeout(() => (child.kill('SIGKILL'), reject(new Error(`coordvol ${args.join(' ')} did not exit: ${out} ${err}`))), 30_000);
+    let signalled = false;
     child.stdout.on('data', (d: Buffer) => {
       out += d.toString();
-      if (signalOnOutput) child.kill(signalOnOutput);
+      // Once: a second Ctrl-C, with the first still being handled, kills outright (as in a shell).
+      if (signalOnOutput && !signalled) {
+        signalled = true;
+        child.kill(signalOnOutput);
+      }
     });
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     child.on('exit', (status) => {
