@@ -24,7 +24,11 @@ export interface ConnectOptions {
   readonly tls?: boolean | { readonly ca?: string | Uint8Array | readonly (string | Uint8Array)[]; readonly servername?: string; readonly rejectUnauthorized?: boolean };
   /** Per-call deadline, and how long connect() waits for the first connection (default 10 s). */
   readonly timeoutMs?: number;
-  /** Client pings after this much silence from the server (default 1 s; 0 disables). */
+  /**
+   * Client pings after this much silence from the server (default 5 s; 0 disables). Sessions'
+   * keepalives (every ttl/3) are traffic too, so a client with a session seldom pings; a dead
+   * server is detected by a socket error at once, a silent one within pingMs + ping timeout.
+   */
   readonly pingMs?: number;
   readonly clock?: Clock;
 }
@@ -55,7 +59,7 @@ export async function connect(o: ConnectOptions): Promise<RemoteVolume> {
         tls: false,
         'handshake-timeout-ms': Math.min(5_000, timeoutMs),
         'request-timeout-ms': timeoutMs,
-        'ping-ms': o.pingMs ?? 1_000,
+        'ping-ms': o.pingMs ?? 5_000,
         'ping-timeout-ms': 3_000,
         'reconnect-min-ms': 50,
         'reconnect-max-ms': 2_000,

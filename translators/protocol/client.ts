@@ -39,7 +39,7 @@ const options = {
   'tls-ca': { type: 'path', description: 'PEM CA certificate(s) to trust for TLS (default: the system\'s)' },
   'handshake-timeout-ms': { type: 'time', min: 1, max: 600_000, default: 5_000, description: 'connect, TLS and handshake must finish within this' },
   'request-timeout-ms': { type: 'time', min: 1, max: 3_600_000, default: 10_000, description: 'a request\'s deadline when its caller gives none' },
-  'ping-ms': { type: 'time', min: 0, max: 3_600_000, default: 1_000, description: 'ping after this long without hearing from the server (0: never)' },
+  'ping-ms': { type: 'time', min: 0, max: 3_600_000, default: 5_000, description: 'ping after this long without hearing from the server (0: never)' },
   'ping-timeout-ms': { type: 'time', min: 1, max: 3_600_000, default: 3_000, description: 'a connection whose ping is not answered within this is dropped' },
   'reconnect-min-ms': { type: 'time', min: 1, max: 600_000, default: 50, description: 'first pause before reconnecting' },
   'reconnect-max-ms': { type: 'time', min: 1, max: 600_000, default: 2_000, description: 'longest pause between reconnects (the pause doubles up to it)' },
