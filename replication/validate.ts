@@ -2,6 +2,7 @@
 // error, before anything is evaluated or written. Arguments may come off the wire, so nothing
 // about their shape is assumed.
 import { coordError } from '../src/common/errors.js';
+import { isPlainObject as isObject } from '../src/common/plain.js';
 import { checkKey, checkRangeBound, checkValue, checkWritableKey, compareKeys, prefixEnd } from '../src/common/keys.js';
 import { keyBytesMax, rangeLimitMax, sessionTtlMsMax, txnBytesMax, txnOpsMax } from '../src/common/limits.js';
 import type { KeyRange } from '../store/types.js';
@@ -10,14 +11,7 @@ import type { CompactArgs, Compare, DeleteArgs, GetArgs, KeySelector, PutArgs, R
 const COMPARE_TARGETS = new Set(['value', 'version', 'createRev', 'modRev', 'exists']);
 const COMPARE_OPS = new Set(['=', '!=', '<', '>']);
 
-/** A plain object (not a Map, Date, typed array or class instance). */
-function isObject(x: unknown): x is Record<string, unknown> {
-  if (typeof x !== 'object' || x === null) return false;
-  const proto = Object.getPrototypeOf(x) as unknown;
-  return proto === Object.prototype || proto === null;
-}
-
-function checkOptionalBool(o: Record<string, unknown>, name: string): void {
+export function checkOptionalBool(o: Record<string, unknown>, name: string): void {
   if (o[name] !== undefined && typeof o[name] !== 'boolean') throw coordError('invalid-argument', `${name} must be a boolean`);
 }
 

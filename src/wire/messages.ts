@@ -1,6 +1,7 @@
 // The messages of the wire protocol (DESIGN §7), and the validator that turns any decoded value
 // into one of them or a protocol-error. Nothing about a decoded value's shape is trusted: every
 // field is checked here, and a request's args are checked again by replication/validate.
+import { isPlainObject } from '../common/plain.js';
 import { coordError, ERROR_CODES, type CoordError, type ErrorCode } from '../common/errors.js';
 import type { FopName } from '../../translators/fops.js';
 
@@ -96,13 +97,6 @@ export type MessageType = Message['type'];
 
 function bad(why: string): CoordError {
   return coordError('protocol-error', `malformed message: ${why}`);
-}
-
-/** A plain object (a msgpack map or record), not an array, Map, Date, Error or typed array. */
-function isPlainObject(x: unknown): x is Record<string, unknown> {
-  if (typeof x !== 'object' || x === null) return false;
-  const proto: unknown = Object.getPrototypeOf(x);
-  return proto === Object.prototype || proto === null;
 }
 
 function str(o: Record<string, unknown>, field: string, maxChars: number): string {

@@ -2,23 +2,14 @@
 // protocol/server off the wire) with typed errors, and the key range they select.
 import { coordError } from '../../src/common/errors.js';
 import { compareKeys, prefixEnd, RESERVED_PREFIX } from '../../src/common/keys.js';
-import { checkSelector, selectorRange } from '../../replication/validate.js';
+import { isPlainObject as isObject } from '../../src/common/plain.js';
+import { checkOptionalBool, checkSelector, selectorRange } from '../../replication/validate.js';
 import type { KeySelector } from '../../replication/ops.js';
 import type { KeyRange } from '../../store/types.js';
 import type { WatchOptions, WireUnwatchArgs, WireWatchArgs } from './watch-types.js';
 
 /** Stream numbers a client may pick (msgpack uint32, and 0 is never used). */
 const STREAM_MAX = 2 ** 32 - 1;
-
-function isObject(x: unknown): x is Record<string, unknown> {
-  if (typeof x !== 'object' || x === null) return false;
-  const proto = Object.getPrototypeOf(x) as unknown;
-  return proto === Object.prototype || proto === null;
-}
-
-function bool(o: Record<string, unknown>, name: string): void {
-  if (o[name] !== undefined && typeof o[name] !== 'boolean') throw coordError('invalid-argument', `${name} must be a boolean`);
-}
 
 /** Selector (key, prefix, or start with optional end) and options: fromRev ≥ 1, prevKv, progress. */
 export function checkWatchArgs(a: unknown): asserts a is KeySelector & WatchOptions {
@@ -28,8 +19,8 @@ export function checkWatchArgs(a: unknown): asserts a is KeySelector & WatchOpti
   if (from !== undefined && (typeof from !== 'number' || !Number.isSafeInteger(from) || from < 1)) {
     throw coordError('invalid-argument', 'fromRev must be a positive integer (omit it to watch from now)');
   }
-  bool(a, 'prevKv');
-  bool(a, 'progress');
+  checkOptionalBool(a, 'prevKv');
+  checkOptionalBool(a, 'progress');
 }
 
 function checkStream(a: Record<string, unknown>): number {
