@@ -9,23 +9,7 @@ import type { Compare, KeyValue, PutResult, TxnOp } from '../../translators/fops
 import { run } from './context.js';
 import { putEphemeral } from './session.js';
 import type { Volume } from '../client/volume.js';
-import { columns, table } from './output.js';
-
-const MAX_SHOWN = 60;
-
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
-
-function shown(v: Uint8Array | undefined): string {
-  if (v === undefined) return '';
-  let value: string;
-  try {
-    value = strictUtf8.decode(v);
-  } catch {
-    return `<${v.byteLength} bytes, binary>`;
-  }
-  const line = value.replace(/\n/g, '\\n');
-  return line.length > MAX_SHOWN ? line.slice(0, MAX_SHOWN - 1) + '…' : line;
-}
+import { columns, shown, table } from './output.js';
 
 function intOpt(v: string | undefined, name: string): number | undefined {
   if (v === undefined) return undefined;

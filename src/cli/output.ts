@@ -2,6 +2,22 @@
 import { isCoordError } from '../common/errors.js';
 
 /** Two columns, names left: `key   value`. */
+const MAX_SHOWN = 60;
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** A value for a table cell or a line: UTF-8 text on one line, cut at 60 characters; else its size. */
+export function shown(v: Uint8Array | undefined): string {
+  if (v === undefined) return '';
+  let value: string;
+  try {
+    value = strictUtf8.decode(v);
+  } catch {
+    return `<${v.byteLength} bytes, binary>`;
+  }
+  const line = value.replace(/\n/g, '\\n');
+  return line.length > MAX_SHOWN ? line.slice(0, MAX_SHOWN - 1) + '…' : line;
+}
+
 export function table(rows: readonly (readonly [string, string | number])[]): string {
   const w = Math.max(...rows.map(([k]) => k.length));
   return rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n');

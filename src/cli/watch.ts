@@ -9,22 +9,7 @@ import { connect } from '../client/remote.js';
 import type { Volume } from '../client/volume.js';
 import type { Watcher, WatchEvent } from '../client/watch.js';
 import { globals } from './context.js';
-import { fail } from './output.js';
-
-const MAX_SHOWN = 60;
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
-
-function shown(v: Uint8Array | undefined): string {
-  if (v === undefined) return '';
-  let s: string;
-  try {
-    s = strictUtf8.decode(v);
-  } catch {
-    return `<${v.byteLength} bytes, binary>`;
-  }
-  const line = s.replace(/\n/g, '\\n');
-  return line.length > MAX_SHOWN ? line.slice(0, MAX_SHOWN - 1) + '…' : line;
-}
+import { fail, shown } from './output.js';
 
 function count(v: string | undefined, name: string, min: number): number | undefined {
   if (v === undefined) return undefined;
