@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { connect as tcpConnect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { connect as tcpConnect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pack } from 'msgpackr';
@@ -16,11 +16,12 @@ import { connect, isCoordError, text, type RemoteVolume } from '../../src/client
 import { frameBytesMax, valueBytesMax } from '../../src/common/limits.js';
 import { singleBrickVolfile } from '../../src/daemon/volfiles.js';
 import {
-  Connection, encodeFrames, FRAME_HEADER_BYTES, MessageDecoder, MessageEncoder, NONCE_BYTES,
-  type Message, type ResponseMessage,
+  encodeFrames, FRAME_HEADER_BYTES, MessageDecoder, MessageEncoder,
+  type Message,
 } from '../../src/wire/index.js';
 import { buildGraph, registry, systemClock, type Graph, type ProtocolServerTranslator } from '../../translators/index.js';
 import { refusal } from './helpers.js';
+import { Proxy, RawClient } from './net-fixtures.js';
 
 const dirs: string[] = [];
 const graphs = new Set<Graph>();
@@ -126,77 +127,6 @@ class RawPeer {
   goaway(): string | undefined {
     const g = this.messages.find((m) => m.type === 'goaway');
     return g?.type === 'goaway' ? `${g.error.code}: ${g.error.message}` : undefined;
-  }
-}
-
-/** A TCP proxy whose connections can be cut at once, as a crash or a partition would. */
-class Proxy {
-  private readonly pairs = new Set<[Socket, Socket]>();
-
-  private constructor(
-    private readonly server: Server,
-    readonly port: number,
-  ) {}
-
-  static async start(upstreamPort: number): Promise<Proxy> {
-    let proxy: Proxy | undefined;
-    const server = createServer((down) => {
-      const up = tcpConnect({ host: '127.0.0.1', port: upstreamPort });
-      const pair: [Socket, Socket] = [down, up];
-      proxy?.pairs.add(pair);
-      for (const s of pair) {
-        sockets.add(s);
-        s.on('error', () => undefined);
-        s.on('close', () => (down.destroy(), up.destroy(), proxy?.pairs.delete(pair)));
-      }
-      down.pipe(up);
-      up.pipe(down);
-    });
-    await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
-    proxy = new Proxy(server, (server.address() as AddressInfo).port);
-    return proxy;
-  }
-
-  cut(): void {
-    for (const [a, b] of this.pairs) (a.destroy(), b.destroy());
-  }
-
-  close(): Promise<void> {
-    this.cut();
-    return new Promise((ok) => this.server.close(() => ok()));
-  }
-}
-
-/** A client that does the handshake by hand, then sends any request it is given. */
-class ManualClient {
-  readonly conn: Connection;
-  private readonly waiters = new Map<number, (r: ResponseMessage) => void>();
-  private opened!: () => void;
-  readonly ready = new Promise<void>((ok) => (this.opened = ok));
-
-  constructor(readonly socket: Socket, secret: string) {
-    sockets.add(socket);
-    this.conn = new Connection({ role: 'client', secret: Buffer.from(secret), nonce: randomBytes(NONCE_BYTES), handshakeTimeoutMs: 5_000 }, 0);
-    socket.on('error', () => undefined);
-    socket.on('data', (c: Buffer) => {
-      const step = this.conn.receive(c, 0);
-      for (const b of step.send) if (!socket.destroyed) socket.write(b);
-      if (step.opened) this.opened();
-      for (const m of step.deliver) if (m.type === 'response') this.waiters.get(m.id)?.(m);
-    });
-    socket.once('connect', () => this.conn.connected(0));
-  }
-
-  static async open(port: number, secret: string): Promise<ManualClient> {
-    const c = new ManualClient(tcpConnect({ host: '127.0.0.1', port }), secret);
-    await c.ready;
-    return c;
-  }
-
-  request(id: number, op: string, args: unknown): Promise<ResponseMessage> {
-    const p = new Promise<ResponseMessage>((ok) => this.waiters.set(id, ok));
-    for (const b of this.conn.send({ type: 'request', id, op, args }).send) this.socket.write(b);
-    return p;
   }
 }
 
@@ -312,8 +242,8 @@ describe('over loopback', () => {
       const many = await Promise.all(Array.from({ length: 3_000 }, (_, i) => (i % 2 ? vol.get('/health') : vol.range({ prefix: '/health', countOnly: true }))));
       expect(many.every((r) => ('kv' in r ? str(r.kv?.value) === 'ok' : r.count >= 1))).toBe(true);
       // A client that pipelines without any cap: the server reads at most 1,024 requests ahead.
-      const c = await ManualClient.open(served.port, served.secret);
-      const answers = await Promise.all(Array.from({ length: 3_000 }, (_, i) => c.request(i + 1, 'get', { key: '/health' })));
+      const c = await RawClient.open(served.port, served.secret, sockets);
+      const answers = await Promise.all(Array.from({ length: 3_000 }, (_, i) => c.request('get', { key: '/health' }, i + 1)));
       expect(answers.every((a) => a.ok)).toBe(true);
       c.socket.destroy();
     });
@@ -380,16 +310,16 @@ describe('over loopback', () => {
     });
 
     it('unknown ops and args of the wrong shape are answered on a connection that stays open', async () => {
-      const c = await ManualClient.open(served.port, served.secret);
-      expect(await c.request(1, 'frobnicate', {})).toMatchObject({ ok: false, error: { code: 'invalid-argument', message: 'unknown op "frobnicate"' } });
-      expect(await c.request(2, 'append', {})).toMatchObject({ ok: false, error: { code: 'invalid-argument' } });
-      expect(await c.request(3, 'get', 'x')).toMatchObject({ ok: false, error: { code: 'invalid-argument', message: 'get takes an object' } });
-      expect(await c.request(4, 'txn', { compare: [{ key: '/a', target: 'lease', op: '=', value: 1 }] })).toMatchObject({ ok: false, error: { message: /target "lease" is unknown/ } });
-      expect(await c.request(5, 'put', { key: '/a', value: 'not bytes' })).toMatchObject({ ok: false, error: { message: /bytes/ } });
+      const c = await RawClient.open(served.port, served.secret, sockets);
+      expect(await c.request('frobnicate', {}, 1)).toMatchObject({ ok: false, error: { code: 'invalid-argument', message: 'unknown op "frobnicate"' } });
+      expect(await c.request('append', {}, 2)).toMatchObject({ ok: false, error: { code: 'invalid-argument' } });
+      expect(await c.request('get', 'x', 3)).toMatchObject({ ok: false, error: { code: 'invalid-argument', message: 'get takes an object' } });
+      expect(await c.request('txn', { compare: [{ key: '/a', target: 'lease', op: '=', value: 1 }] }, 4)).toMatchObject({ ok: false, error: { message: /target "lease" is unknown/ } });
+      expect(await c.request('put', { key: '/a', value: 'not bytes' }, 5)).toMatchObject({ ok: false, error: { message: /bytes/ } });
       // A txn with its lists left out (checkTxnArgs allows that; the holder's evaluation does not
       // expect it): the server fills them in.
-      expect(await c.request(7, 'txn', { success: [{ op: 'get', key: '/health' }] })).toMatchObject({ ok: true, result: { succeeded: true } });
-      const ok = await c.request(6, 'get', { key: '/health', extra: { nested: [1, 2] } });
+      expect(await c.request('txn', { success: [{ op: 'get', key: '/health' }] }, 7)).toMatchObject({ ok: true, result: { succeeded: true } });
+      const ok = await c.request('get', { key: '/health', extra: { nested: [1, 2] } }, 6);
       expect(ok.ok && str((ok.result as { kv: { value: Uint8Array } }).kv.value)).toBe('ok');
       c.socket.destroy();
     });
@@ -428,7 +358,7 @@ describe('over loopback', () => {
       q.socket.write(header(5_000));
       await q.closedWithin(2_000);
       expect(q.goaway()).toMatch(/over the 4096-byte message limit/);
-      const c = await ManualClient.open(served.port, served.secret);
+      const c = await RawClient.open(served.port, served.secret, sockets);
       const closed = new Promise((ok) => c.socket.once('close', ok));
       // A whole first frame marked more, then a header over the cap.
       c.socket.write(Buffer.concat([header(16, 1), Buffer.alloc(16), header(0xffffffff)]));
@@ -620,7 +550,7 @@ describe('reconnect', () => {
   it('connections cut mid-stream (no goaway): writes in flight fail indeterminate, reads are sent again', async () => {
     const dir = await tempDir();
     const s = await serve(dir);
-    const proxy = await Proxy.start(s.port);
+    const proxy = await Proxy.start(s.port, sockets);
     const v = await open(proxy.port, s.secret, { timeoutMs: 10_000 });
     const { indeterminate } = await streamThrough(v, async () => {
       for (let i = 0; i < 3; i++) {

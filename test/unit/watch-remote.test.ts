@@ -5,9 +5,8 @@
 //    writes and another watcher go on;
 //  - bad watch requests on a raw connection get typed errors, change nothing, and leave the
 //    connection open.
-import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { connect as tcpConnect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -15,9 +14,9 @@ import { connect, type RemoteVolume, type WatchMessage } from '../../src/client/
 import { FopVolume, type Volume } from '../../src/client/volume.js';
 import { startMaster, type Master } from '../../src/daemon/master.js';
 import { singleBrickVolfile } from '../../src/daemon/volfiles.js';
-import { Connection, NONCE_BYTES, type PushMessage, type ResponseMessage } from '../../src/wire/index.js';
 import { decodeWatchEvent } from '../../translators/features/watch-codec.js';
 import { ProtocolServerTranslator } from '../../translators/protocol/server.js';
+import { Proxy, RawClient } from './net-fixtures.js';
 
 const dirs: string[] = [];
 const sockets = new Set<Socket>();
@@ -56,80 +55,6 @@ function watchState(dump: readonly { type: string; state: Readonly<Record<string
   return dump.find((d) => d.type === 'features/watch')?.state ?? {};
 }
 
-/** A TCP proxy whose connections can be cut at once, as a crash or a partition would. */
-class Proxy {
-  private readonly pairs = new Set<[Socket, Socket]>();
-  private constructor(private readonly server: Server, readonly port: number) {}
-  static async start(upstream: number): Promise<Proxy> {
-    let proxy: Proxy | undefined;
-    const server = createServer((down) => {
-      const up = tcpConnect({ host: '127.0.0.1', port: upstream });
-      const pair: [Socket, Socket] = [down, up];
-      proxy?.pairs.add(pair);
-      for (const s of pair) {
-        sockets.add(s);
-        s.on('error', () => undefined);
-        s.on('close', () => (down.destroy(), up.destroy(), proxy?.pairs.delete(pair)));
-      }
-      down.pipe(up);
-      up.pipe(down);
-    });
-    await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
-    proxy = new Proxy(server, (server.address() as AddressInfo).port);
-    closers.push(() => proxy.close());
-    return proxy;
-  }
-  cut(): number {
-    const n = this.pairs.size;
-    for (const [a, b] of this.pairs) (a.destroy(), b.destroy());
-    return n;
-  }
-  close(): Promise<void> {
-    this.cut();
-    return new Promise((ok) => this.server.close(() => ok()));
-  }
-}
-
-/** A client that does the handshake by hand and sends any request; it keeps pushes. */
-class RawClient {
-  readonly conn: Connection;
-  readonly pushes: PushMessage[] = [];
-  private readonly waiters = new Map<number, (r: ResponseMessage) => void>();
-  private nextId = 1;
-  private opened!: () => void;
-  readonly ready = new Promise<void>((ok) => (this.opened = ok));
-  constructor(readonly socket: Socket, secret: string) {
-    sockets.add(socket);
-    this.conn = new Connection({ role: 'client', secret: Buffer.from(secret), nonce: randomBytes(NONCE_BYTES), handshakeTimeoutMs: 5_000 }, 0);
-    socket.on('error', () => undefined);
-    socket.on('data', (c: Buffer) => {
-      const step = this.conn.receive(c, 0);
-      for (const b of step.send) if (!socket.destroyed) socket.write(b);
-      if (step.opened) this.opened();
-      for (const m of step.deliver) {
-        if (m.type === 'response') this.waiters.get(m.id)?.(m);
-        else if (m.type === 'push') this.pushes.push(m);
-      }
-    });
-    socket.once('connect', () => this.conn.connected(0));
-  }
-  static async open(port: number, secret: string): Promise<RawClient> {
-    const c = new RawClient(tcpConnect({ host: '127.0.0.1', port }), secret);
-    await c.ready;
-    return c;
-  }
-  request(op: string, args: unknown): Promise<ResponseMessage> {
-    const id = this.nextId++;
-    const p = new Promise<ResponseMessage>((ok) => this.waiters.set(id, ok));
-    for (const b of this.conn.send({ type: 'request', id, op, args }).send) this.socket.write(b);
-    return p;
-  }
-  async error(op: string, args: unknown): Promise<string> {
-    const r = await this.request(op, args);
-    return r.ok ? 'ok' : r.error.code;
-  }
-}
-
 async function until(cond: () => boolean, what: () => string, ms = 20_000): Promise<void> {
   const t0 = performance.now();
   while (!cond()) {
@@ -143,7 +68,8 @@ const txt = (v: Uint8Array | undefined): string => (v === undefined ? '-' : Buff
 describe('watches over the wire', () => {
   it('a watch whose connection is cut mid-stream resumes from its last rev + 1: no gap, no duplicate', async () => {
     const { port, secret, local } = await serve();
-    const proxy = await Proxy.start(port);
+    const proxy = await Proxy.start(port, sockets);
+    closers.push(() => proxy.close());
     const vol = await remote(proxy.port, secret);
     const first = await local.put('/r/0', 'start');
     const watcher = vol.watch('/r/', { fromRev: first.rev, prevKv: true });
@@ -229,7 +155,7 @@ describe('watches over the wire', () => {
 
   it('a client that stops reading has its watch cancelled (slow-consumer); writes and other watchers go on', async () => {
     const { master, port, secret, local } = await serve({ 'backlog-bytes-max': '256KB' });
-    const raw = await RawClient.open(port, secret);
+    const raw = await RawClient.open(port, secret, sockets);
     const answer = await raw.request('watch', { prefix: '/big/', stream: 7 });
     expect(answer).toMatchObject({ ok: true, result: { fromRev: expect.any(Number) } });
     const fast = (await remote(port, secret)).watch('/big/');
@@ -266,7 +192,7 @@ describe('watches over the wire', () => {
 
   it('bad watch requests get typed errors, change nothing, and the connection stays open', async () => {
     const { master, port, secret, local } = await serve();
-    const raw = await RawClient.open(port, secret);
+    const raw = await RawClient.open(port, secret, sockets);
     expect(await raw.error('watch', 5)).toBe('invalid-argument');
     expect(await raw.error('watch', { stream: 1 })).toBe('invalid-argument'); // no selector
     expect(await raw.error('watch', { prefix: '/a', key: '/a', stream: 1 })).toBe('invalid-argument');
