@@ -3,45 +3,28 @@
 // earlier while keepalives flow; a put naming the dead session fails. Also: a session's
 // keepalives survive a server restart (the library reconnects and keeps it alive).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connect, type RemoteVolume, type WatchMessage } from '../../src/client/index.js';
-import { startMaster, type Master } from '../../src/daemon/master.js';
-import { ProtocolServerTranslator } from '../../translators/protocol/server.js';
-import { refusal } from './helpers.js';
+import { type RemoteVolume, type WatchMessage } from '../../src/client/index.js';
+import { startMaster } from '../../src/daemon/master.js';
+import { refusal, serverPort, startNetMaster, type NetMaster } from './helpers.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const CLIENT = join(ROOT, 'test/unit/fixtures/session-client.ts');
 const TTL = 2_000;
 
+let net: NetMaster;
 let dir: string;
-let master: Master;
 let server: string;
 let vol: RemoteVolume;
-const children: ChildProcess[] = [];
-
-function portOf(m: Master): number {
-  const srv = m.graph.translators.find((t) => t instanceof ProtocolServerTranslator);
-  if (!(srv instanceof ProtocolServerTranslator)) throw new Error('no protocol/server in the master graph');
-  return srv.address.port;
-}
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'coordvol-ephemeral-'));
-  master = await startMaster({ dir, fsync: false, leaseMs: 10, listen: '127.0.0.1:0' });
-  server = `127.0.0.1:${portOf(master)}`;
-  vol = await connect({ servers: [server], secret: (await import('node:fs')).readFileSync(join(dir, 'secret'), 'utf8').trim() });
+  net = await startNetMaster('coordvol-ephemeral-');
+  ({ dir, server, vol } = net);
 });
 
-afterAll(async () => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  await vol?.close();
-  await master?.close();
-  await rm(dir, { recursive: true, force: true });
-});
+afterAll(() => net?.close());
 
 /** Starts the child and resolves with its session once its keys are in. */
 function startClient(prefix: string, count: number): Promise<{ child: ChildProcess; session: number; rev: number }> {
@@ -49,7 +32,7 @@ function startClient(prefix: string, count: number): Promise<{ child: ChildProce
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  children.push(child);
+  net.children.push(child);
   return new Promise((resolveStart, reject) => {
     let out = '';
     let err = '';
@@ -102,10 +85,10 @@ describe('a session across a server restart', () => {
   it('keeps its keys: the library reconnects and its keepalives resume', async () => {
     const s = await vol.openSession({ ttlMs: 3_000 });
     await vol.put('/restart/k', 'v', { session: s });
-    const port = portOf(master);
-    await master.close();
+    const port = serverPort(net.master);
+    await net.master.close();
     await new Promise((r) => setTimeout(r, 500));
-    master = await startMaster({ dir, fsync: false, leaseMs: 10, listen: `127.0.0.1:${port}` });
+    net.master = await startMaster({ dir, fsync: false, leaseMs: 10, listen: `127.0.0.1:${port}` });
     await new Promise((r) => setTimeout(r, 4_000)); // past the ttl, counted from the restart
     expect(s.isLost).toBe(false);
     expect((await vol.get('/restart/k')).kv?.session).toBe(s.id);

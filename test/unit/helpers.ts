@@ -1,5 +1,13 @@
 // Shared test helpers.
+import type { ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect, type RemoteVolume } from '../../src/client/index.js';
 import { isCoordError } from '../../src/common/errors.js';
+import { startMaster, type Master } from '../../src/daemon/master.js';
+import { ProtocolServerTranslator } from '../../translators/protocol/server.js';
 
 /** The typed error a promise is refused with; fails the test if it resolves or throws anything else. */
 export async function refusal(p: Promise<unknown>): Promise<{ code: string; message: string }> {
@@ -10,4 +18,47 @@ export async function refusal(p: Promise<unknown>): Promise<{ code: string; mess
     throw e;
   }
   throw new Error('expected a refusal, got success');
+}
+
+/** The port a master's protocol/server listens on. */
+export function serverPort(m: Master): number {
+  const srv = m.graph.translators.find((t) => t instanceof ProtocolServerTranslator);
+  if (!(srv instanceof ProtocolServerTranslator)) throw new Error('no protocol/server in the master graph');
+  return srv.address.port;
+}
+
+/**
+ * A master listening on loopback (fsync off, 10 ms lease) in a temp dir, a connect() client of
+ * it, and the child processes a test starts against it: close() kills those, then stops both.
+ * `master` may be replaced by a test that restarts it.
+ */
+export interface NetMaster {
+  readonly dir: string;
+  master: Master;
+  /** host:port of the master's protocol/server. */
+  readonly server: string;
+  readonly vol: RemoteVolume;
+  readonly children: ChildProcess[];
+  close(): Promise<void>;
+}
+
+export async function startNetMaster(tmpPrefix: string): Promise<NetMaster> {
+  const dir = await mkdtemp(join(tmpdir(), tmpPrefix));
+  const master = await startMaster({ dir, fsync: false, leaseMs: 10, listen: '127.0.0.1:0' });
+  const server = `127.0.0.1:${serverPort(master)}`;
+  const vol = await connect({ servers: [server], secret: readFileSync(join(dir, 'secret'), 'utf8').trim() });
+  const net: NetMaster = {
+    dir,
+    master,
+    server,
+    vol,
+    children: [],
+    async close() {
+      for (const c of net.children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+      await net.vol.close();
+      await net.master.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+  return net;
 }

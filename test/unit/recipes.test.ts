@@ -3,45 +3,29 @@
 // 20 lock contenders keep mutual exclusion on a fenced resource while holders and waiters die,
 // and an election keeps one leader at a time through a resignation and a killed leader.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connect, election, lock, type KeyValue, type RemoteVolume } from '../../src/client/index.js';
-import { startMaster, type Master } from '../../src/daemon/master.js';
-import { ProtocolServerTranslator } from '../../translators/protocol/server.js';
-import { refusal } from './helpers.js';
+import { election, lock, type KeyValue, type RemoteVolume } from '../../src/client/index.js';
+import { refusal, startNetMaster, type NetMaster } from './helpers.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const CONTENDER = join(ROOT, 'test/unit/fixtures/lock-contender.ts');
 const CANDIDATE = join(ROOT, 'test/unit/fixtures/election-candidate.ts');
 const TTL = 2_000;
 
-let dir: string;
-let master: Master;
+let net: NetMaster;
 let server: string;
 let vol: RemoteVolume;
-const children: ChildProcess[] = [];
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const text = (kv: KeyValue | undefined): string | undefined => (kv?.value ? Buffer.from(kv.value).toString() : undefined);
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'coordvol-recipes-'));
-  master = await startMaster({ dir, fsync: false, leaseMs: 10, listen: '127.0.0.1:0' });
-  const srv = master.graph.translators.find((t) => t instanceof ProtocolServerTranslator);
-  if (!(srv instanceof ProtocolServerTranslator)) throw new Error('no protocol/server in the master graph');
-  server = `127.0.0.1:${srv.address.port}`;
-  vol = await connect({ servers: [server], secret: readFileSync(join(dir, 'secret'), 'utf8').trim() });
+  net = await startNetMaster('coordvol-recipes-');
+  ({ server, vol } = net);
 });
 
-afterAll(async () => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  await vol?.close();
-  await master?.close();
-  await rm(dir, { recursive: true, force: true });
-});
+afterAll(() => net?.close());
 
 /** Whether `p` is still pending after `ms`. */
 async function pendingAfter(p: Promise<unknown>, ms: number): Promise<boolean> {
@@ -207,7 +191,7 @@ class Child {
     readonly name: string,
     readonly proc: ChildProcess,
   ) {
-    children.push(proc);
+    net.children.push(proc);
     let buf = '';
     proc.stdout?.on('data', (d: Buffer) => {
       buf += d.toString();
@@ -241,7 +225,7 @@ class Child {
 }
 
 function run(script: string, name: string, args: readonly string[]): Child {
-  const proc = spawn(process.execPath, ['--import', 'tsx', script, server, join(dir, 'secret'), ...args], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, ['--import', 'tsx', script, server, join(net.dir, 'secret'), ...args], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
   return new Child(name, proc);
 }
 

@@ -3,43 +3,30 @@
 // a lost session exits 1), `kv put --sequential`, `session ls`, and `lock NAME -- COMMAND`
 // (its environment, exit status, release, a lost lock killing the command, a waiter giving up).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connect, lock, type RemoteVolume } from '../../src/client/index.js';
+import { lock, type RemoteVolume } from '../../src/client/index.js';
 import { asSessionId } from '../../src/common/ids.js';
-import { startMaster, type Master } from '../../src/daemon/master.js';
-import { ProtocolServerTranslator } from '../../translators/protocol/server.js';
+import { startNetMaster, type NetMaster } from './helpers.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const MAIN = join(ROOT, 'src/cli/main.ts');
 const TTL = 2_000;
 
+let net: NetMaster;
 let dir: string;
-let master: Master;
 let server: string;
 let vol: RemoteVolume;
-const children: ChildProcess[] = [];
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'coordvol-session-cli-'));
-  master = await startMaster({ dir, fsync: false, leaseMs: 10, listen: '127.0.0.1:0' });
-  const srv = master.graph.translators.find((t) => t instanceof ProtocolServerTranslator);
-  if (!(srv instanceof ProtocolServerTranslator)) throw new Error('no protocol/server in the master graph');
-  server = `127.0.0.1:${srv.address.port}`;
-  vol = await connect({ servers: [server], secret: readFileSync(join(dir, 'secret'), 'utf8').trim() });
+  net = await startNetMaster('coordvol-session-cli-');
+  ({ dir, server, vol } = net);
 });
 
-afterAll(async () => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  await vol?.close();
-  await master?.close();
-  await rm(dir, { recursive: true, force: true });
-});
+afterAll(() => net?.close());
 
 interface Running {
   readonly proc: ChildProcess;
@@ -57,7 +44,7 @@ function start(args: readonly string[]): Running {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, COORDVOL_SERVER: server, COORDVOL_SECRET_FILE: join(dir, 'secret') },
   });
-  children.push(proc);
+  net.children.push(proc);
   const r: Running = {
     proc,
     out: '',
@@ -130,7 +117,7 @@ describe('kv put --ephemeral', () => {
     const p = start(['kv', 'put', '--ephemeral', '--ttl', String(TTL), '/alive/lost', 'up', '--json']);
     const line = await p.firstLine();
     // Another client ends the session, as an expiry would: the next keepalive hears of it.
-    await master.top.call('sessionClose', {}, { id: asSessionId(line['session'] as number) });
+    await net.master.top.call('sessionClose', {}, { id: asSessionId(line['session'] as number) });
     const end = await p.done;
     expect(end.status).toBe(1);
     const err = JSON.parse(end.err.trim()) as { error: { code: string; message: string } };

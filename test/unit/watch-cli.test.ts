@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FopVolume } from '../../src/client/volume.js';
 import { startMaster, type Master } from '../../src/daemon/master.js';
-import { ProtocolServerTranslator } from '../../translators/protocol/server.js';
+import { serverPort } from './helpers.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const MAIN = join(ROOT, 'src/cli/main.ts');
@@ -21,10 +21,9 @@ let env: Record<string, string>;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'coordvol-watch-cli-'));
   master = await startMaster({ dir, fsync: false, leaseMs: 10, listen: '127.0.0.1:0' });
-  const server = master.graph.translators.find((t) => t instanceof ProtocolServerTranslator) as ProtocolServerTranslator;
   const top = master.top;
   vol = new FopVolume((f, c, a) => top.call(f, c, a), async () => undefined);
-  env = { COORDVOL_SERVER: `127.0.0.1:${server.address.port}`, COORDVOL_SECRET_FILE: join(dir, 'secret') };
+  env = { COORDVOL_SERVER: `127.0.0.1:${serverPort(master)}`, COORDVOL_SECRET_FILE: join(dir, 'secret') };
 }, 30_000);
 
 afterAll(async () => {

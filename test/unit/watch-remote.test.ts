@@ -15,7 +15,7 @@ import { FopVolume, type Volume } from '../../src/client/volume.js';
 import { startMaster, type Master } from '../../src/daemon/master.js';
 import { singleBrickVolfile } from '../../src/daemon/volfiles.js';
 import { decodeWatchEvent } from '../../translators/features/watch-codec.js';
-import { ProtocolServerTranslator } from '../../translators/protocol/server.js';
+import { serverPort } from './helpers.js';
 import { Proxy, RawClient } from './net-fixtures.js';
 
 const dirs: string[] = [];
@@ -39,10 +39,9 @@ async function serve(watchOptions: Record<string, string> = {}, serverOptions: R
   await writeFile(join(dir, 'm.vol'), text);
   const master = await startMaster({ dir, volfile: join(dir, 'm.vol') });
   closers.push(() => master.close());
-  const server = master.graph.translators.find((t) => t instanceof ProtocolServerTranslator) as ProtocolServerTranslator;
   const secret = (await readFile(join(dir, 'secret'), 'utf8')).trim();
   const top = master.top;
-  return { master, port: server.address.port, secret, local: new FopVolume((f, c, a) => top.call(f, c, a), async () => undefined) };
+  return { master, port: serverPort(master), secret, local: new FopVolume((f, c, a) => top.call(f, c, a), async () => undefined) };
 }
 
 async function remote(port: number, secret: string): Promise<RemoteVolume> {
