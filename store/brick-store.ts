@@ -204,6 +204,18 @@ export class BrickStore {
   get config(): VolumeConfig {
     return this.configV;
   }
+  /**
+   * The commit point including writes still in flight (their entries are applied in memory
+   * already). features/locks decides on it, as on `last`, and replies only once every write
+   * issued before its reply is durable.
+   */
+  get issuedCommitRev(): Rev {
+    return this.commitRevIssued;
+  }
+  /** compactRev including writes still in flight (see issuedCommitRev). */
+  get issuedCompactRev(): Rev {
+    return this.compactRevIssued;
+  }
   /** The oldest entry still in the log (heals from before it need a snapshot). */
   get firstRev(): Rev {
     return this.firstLogRev;

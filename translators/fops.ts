@@ -6,7 +6,6 @@ import type {
   RangeArgs, RangeResult, TxnArgs, TxnResult, SessionOpenArgs, SessionOpenResult, SessionIdArgs, KeepaliveResult,
   SessionCloseResult, SessionsResult,
 } from '../replication/ops.js';
-import type { AppendMessage } from '../replication/holder.js';
 import type { LogPosition, VolumeConfig } from '../store/types.js';
 import type { UnwatchArgs, WatchArgs, WatchResult } from './features/watch-types.js';
 
@@ -68,34 +67,8 @@ export interface ProfileEntry {
 }
 
 // Brick fops: the replication protocol between the replicate translator and each brick.
-export interface LockArgs {
-  readonly epoch: Epoch;
-  readonly candidate: string;
-}
-export type LockResult =
-  | {
-      readonly granted: true;
-      readonly brickId: string;
-      readonly last: LogPosition;
-      readonly commitRev: Rev;
-      readonly compactRev: Rev;
-      readonly config: VolumeConfig;
-      /** The session clock of the brick's last entry (DESIGN §5). */
-      readonly lastSclock: number;
-      /** ms since the brick's log last changed, or since it started if later (DESIGN §5). */
-      readonly quietMs: number;
-      /** The brick's lease: sessions are at least max(2 s, 4·leaseMs). */
-      readonly leaseMs: number;
-    }
-  | { readonly granted: false; readonly promisedEpoch: Epoch; readonly reason: 'epoch' | 'lease' };
-
-/** The holder's append (replication/holder.ts) and its id, which the brick's lease record names. */
-export type AppendArgs = AppendMessage & { readonly sender: string };
-export type AppendResult =
-  /** lastRev: the last rev this message covered, now durable; commitRev: the brick's applied point. */
-  | { readonly ok: true; readonly lastRev: Rev; readonly commitRev: Rev }
-  | { readonly ok: false; readonly reason: 'fenced'; readonly promisedEpoch: Epoch }
-  | { readonly ok: false; readonly reason: 'mismatch'; readonly hintEpoch: Epoch | undefined; readonly hintFirstRev: Rev | undefined; readonly lastRev: Rev };
+export type { AppendArgs, AppendResult, FetchArgs, FetchResult, LockArgs, LockResult, ProbeArgs, ProbeResult } from '../replication/messages.js';
+import type { AppendArgs, AppendResult, FetchArgs, FetchResult, LockArgs, LockResult, ProbeArgs, ProbeResult } from '../replication/messages.js';
 
 export interface FopTable {
   get: [GetArgs, GetResult];
@@ -109,6 +82,8 @@ export interface FopTable {
   profile: [Record<string, never>, readonly ProfileEntry[]];
   lock: [LockArgs, LockResult];
   append: [AppendArgs, AppendResult];
+  probe: [ProbeArgs, ProbeResult];
+  fetch: [FetchArgs, FetchResult];
   /** A stream: the sink in the args receives the events (features/watch, DESIGN §6). */
   watch: [WatchArgs, WatchResult];
   unwatch: [UnwatchArgs, Record<string, never>];
