@@ -5,7 +5,7 @@
 // the caller (translators/cluster/replicate.ts) carries out. No clock, no I/O.
 import { assert, AssertionError } from '../src/common/assert.js';
 import { coordError, type CoordError } from '../src/common/errors.js';
-import { asRev, NO_SESSION, type Epoch, type Rev } from '../src/common/ids.js';
+import { asEpoch, asRev, NO_SESSION, type Epoch, type Rev } from '../src/common/ids.js';
 import { batchesInFlightMax, batchOpsMax, pendingOpsMax } from '../src/common/limits.js';
 import type { Entry, LogPosition } from '../store/types.js';
 import { evaluate } from './evaluate.js';
@@ -17,19 +17,16 @@ import { WorkingState } from './working-state.js';
 
 export type Outcome = { readonly ok: true; readonly result: WriteResult } | { readonly ok: false; readonly error: CoordError };
 
-export interface AppendMessage {
-  readonly epoch: Epoch;
-  readonly prevEpoch: Epoch;
-  readonly prevRev: Rev;
-  readonly entries: readonly Entry[];
-  readonly commitRev: Rev;
-}
+export type { AppendMessage } from './messages.js';
+import type { AppendMessage, AppendResult } from './messages.js';
 
 export type HolderOutput =
   | { readonly kind: 'append'; readonly to: string; readonly msg: AppendMessage }
   | { readonly kind: 'reply'; readonly id: number; readonly outcome: Outcome }
   /** The epoch-start entry committed: linearizable reads may be served from now on. */
   | { readonly kind: 'ready'; readonly commitRev: Rev }
+  /** A linearizable read may be served at readRev (from state applied to at least readRev), or is refused. */
+  | { readonly kind: 'read'; readonly id: number; readonly outcome: { readonly ok: true; readonly readRev: Rev } | { readonly ok: false; readonly error: CoordError } }
   | { readonly kind: 'stepped-down'; readonly reason: CoordError };
 
 export interface HolderInit {
@@ -51,6 +48,33 @@ export interface HolderInit {
   readonly sclock: number;
   /** The shortest session ttl: max(2 s, 4·leaseMs). */
   readonly sessionTtlMinMs: number;
+  /** The volume's leaseMs (a config value, DESIGN §4). Default 500. */
+  readonly leaseMs?: number;
+  /** ρ: the documented bound on clock drift rate (DESIGN §4.6). Default 0.01. */
+  readonly driftRho?: number;
+  /** One tick of the monotonic clock, subtracted from the lease. Default 1 ms. */
+  readonly clockTickMs?: number;
+  /** An append unanswered this long is sent again from the voter's matched rev. Default leaseMs. */
+  readonly retransmitMs?: number;
+  /**
+   * The local brick's durable log: entries the holder must resend to a lagging voter after it
+   * dropped them from memory. Without it the holder keeps every entry until all voters ack it.
+   */
+  readonly entryAt?: (rev: Rev) => Entry | undefined;
+  /** Entries per append message (default batchOpsMax); the simulator makes it small to split heals. */
+  readonly appendMaxEntries?: number;
+  /** Deliberately broken variants, only for the simulator's tests that show its checks bite. */
+  readonly bugs?: HolderBugs | undefined;
+}
+
+/** Broken variants of the holder (test/sim proves each is caught). Never set in production. */
+export interface HolderBugs {
+  /** Count a commit as soon as the local brick has the entry, before a quorum acked it. */
+  readonly commitBeforeQuorum?: boolean;
+  /** Let healed entries of older epochs commit by counting acks, without an entry of this epoch. */
+  readonly countHealedEntries?: boolean;
+  /** Serve lease reads before the epoch-start entry has committed. */
+  readonly leaseReadBeforeStart?: boolean;
 }
 
 interface VoterState {
@@ -59,6 +83,35 @@ interface VoterState {
   /** Last entry sent (pipelined appends go after it). */
   sent: LogPosition;
   inFlight: number;
+  /** Monotonic time, taken before sending, of the latest append or heartbeat this voter acked (DESIGN §4.6). */
+  ackedSentAt: number;
+  /** When anything was last sent to it (heartbeats go after leaseMs/3 of silence). */
+  lastSendAt: number;
+  /** When its matched rev last rose, or when entries went out to it with none unacked (for retransmission). */
+  progressAt: number;
+  /** It promised a higher epoch: it no longer counts toward commit or lease. */
+  fenced: boolean;
+}
+
+/**
+ * An evaluated write waiting for its rev to commit. `checked`: it wrote nothing (a failed or
+ * read-only txn, an error), so its answer is a read of the working state and must also pass the
+ * read check of DESIGN §4.4/§4.6 — a deposed holder must not answer from a stale state.
+ */
+interface Waiting {
+  readonly id: number;
+  readonly rev: Rev;
+  readonly outcome: Outcome;
+  readonly checked: boolean;
+}
+
+/** A linearizable read waiting for a quorum to ack a heartbeat sent after it arrived. */
+interface PendingRead {
+  readonly id: number;
+  readonly readRev: Rev;
+  readonly arrivedAt: number;
+  /** A write's answer that waited for the read check (see Waiting), not a read. */
+  readonly outcome?: Outcome;
 }
 
 /**
@@ -83,7 +136,7 @@ export class Holder {
   private readonly quorum: number;
   private readonly queue: { id: number; op: WriteOp; at: number }[] = [];
   /** Evaluated writes waiting for their rev to commit, in rev order. */
-  private readonly waiting: { id: number; rev: Rev; outcome: Outcome }[] = [];
+  private readonly waiting: Waiting[] = [];
   private waitingHead = 0;
   /** Entries not yet acked by every voter, for pipelined sends. */
   private readonly unacked = new Map<number, Entry>();
@@ -100,6 +153,17 @@ export class Holder {
   private nextInternalId = -1;
   /** The latest time an input carried: flushes triggered by acks stamp entries with it (never ahead). */
   private lastNow = 0;
+  private readonly leaseMs: number;
+  private readonly leaseSpanMs: number;
+  private readonly retransmitMs: number;
+  private readonly entryAt: ((rev: Rev) => Entry | undefined) | undefined;
+  private readonly bugs: HolderBugs;
+  private readonly appendMaxEntries: number;
+  private readonly pendingReads: PendingRead[] = [];
+  /** The highest epoch a brick fenced this holder with (the next lock goes above it). */
+  fencedBy = 0;
+  /** The last entry of the log the holder took over (the heal's end): named by heartbeats before anything new is acked. */
+  private readonly healedLast: LogPosition;
 
   constructor(init: HolderInit) {
     assert(init.voters.includes(init.local), 'the holder brick is a voter');
@@ -109,9 +173,37 @@ export class Holder {
     this.local = init.local;
     this.quorum = init.quorum;
     this.last = init.last;
+    this.healedLast = init.last;
     this.commitRevV = init.commitRev;
-    for (const v of init.voters) this.voters.set(v, { matched: v === init.local ? init.commitRev : asRev(0), sent: init.last, inFlight: 0 });
-    this.ws = new WorkingState(init.base, init.last.rev, init.commitRev, init.compactRev);
+    // The local brick durably holds the healed log (DESIGN §4.3); the others are found by appending.
+    for (const v of init.voters) {
+      this.voters.set(v, {
+        matched: v === init.local ? init.last.rev : asRev(0),
+        sent: init.last,
+        inFlight: 0,
+        ackedSentAt: Number.NEGATIVE_INFINITY,
+        lastSendAt: Number.NEGATIVE_INFINITY,
+        progressAt: 0,
+        fenced: false,
+      });
+    }
+    this.leaseMs = init.leaseMs ?? 500;
+    // The lease holds until leaseMs·(1−2ρ) minus one clock tick after the quorum-th sentAt.
+    this.leaseSpanMs = this.leaseMs * (1 - 2 * (init.driftRho ?? 0.01)) - (init.clockTickMs ?? 1);
+    this.retransmitMs = init.retransmitMs ?? this.leaseMs;
+    this.entryAt = init.entryAt;
+    this.bugs = init.bugs ?? {};
+    this.appendMaxEntries = init.appendMaxEntries ?? batchOpsMax;
+    // Healed entries past the commit point are not in the base view yet: layer them over it, so
+    // writes are evaluated against the whole log the holder took over.
+    this.ws = new WorkingState(init.base, init.entryAt ? init.commitRev : init.last.rev, init.commitRev, init.compactRev);
+    if (init.entryAt) {
+      for (let r = init.commitRev + 1; r <= init.last.rev; r++) {
+        const e = init.entryAt(asRev(r));
+        assert(e !== undefined, `the local brick holds healed entry ${r}`);
+        this.ws.apply(e);
+      }
+    }
     this.sclockStart = init.sclock;
     this.sessionTtlMinMs = init.sessionTtlMinMs;
     this.sessions = new SessionTable();
@@ -180,12 +272,96 @@ export class Holder {
    * Judged on the working state; the entries it makes go through the queue like any write.
    */
   tick(nowMs: number): HolderOutput[] {
-    if (this.phase !== 'active') return [];
+    if (this.phase === 'new' || this.phase === 'down') return [];
     this.lastNow = Math.max(this.lastNow, nowMs);
+    const out = this.keepVotersUp(nowMs);
+    if (this.phase !== 'active') return out;
     const { expire, marks } = this.sessions.due(nowMs, this.sclockNow(nowMs));
     for (const id of expire) this.queue.push({ id: this.nextInternalId--, op: { type: 'session-expire', args: { id } }, at: nowMs });
     if (marks.length > 0) this.queue.push({ id: this.nextInternalId--, op: { type: 'session-mark', args: { marks } }, at: nowMs });
-    return this.flush(nowMs);
+    out.push(...this.flush(nowMs));
+    return out;
+  }
+
+  /**
+   * Retransmission and heartbeats (DESIGN §4.6). An append unanswered for retransmitMs is taken
+   * as lost: the voter is sent everything after its matched rev again (bricks skip what they
+   * hold). A voter sent nothing for leaseMs/3 gets a heartbeat: an append with no entries at its
+   * matched position, carrying commitRev.
+   */
+  private keepVotersUp(nowMs: number): HolderOutput[] {
+    const out: HolderOutput[] = [];
+    for (const [to, v] of this.voters) {
+      if (v.fenced) continue;
+      // Heartbeat answers do not count: a voter can ack heartbeats while every append to it is lost.
+      if ((v.sent.rev > v.matched || v.inFlight > 0) && nowMs - v.progressAt >= this.retransmitMs) {
+        v.inFlight = 0;
+        v.sent = this.positionAt(v.matched);
+      }
+      if (v.inFlight === 0 && v.sent.rev < this.last.rev) out.push(...this.sendTo(to, v, nowMs));
+      else if (nowMs - v.lastSendAt >= this.leaseMs / 3) out.push(this.heartbeat(to, v, nowMs));
+    }
+    return out;
+  }
+
+  private heartbeat(to: string, v: VoterState, nowMs: number): HolderOutput {
+    const prev = this.positionAt(v.matched);
+    v.lastSendAt = nowMs;
+    return { kind: 'append', to, msg: { epoch: this.epoch, prevEpoch: prev.epoch, prevRev: prev.rev, entries: [], commitRev: this.commitFor(to) } };
+  }
+
+  /** (epoch, rev) of the holder's entry at rev (rev 0: the empty log). */
+  private positionAt(rev: Rev): LogPosition {
+    if (rev === 0) return { epoch: asEpoch(0), rev };
+    if (rev === this.healedLast.rev) return this.healedLast;
+    const e = this.entry(rev);
+    assert(e !== undefined, `the holder holds entry ${rev}`);
+    return { epoch: e.epoch, rev };
+  }
+
+  private entry(rev: Rev): Entry | undefined {
+    return this.unacked.get(rev) ?? this.entryAt?.(rev);
+  }
+
+  /**
+   * A linearizable read (DESIGN §4.6): readRev := commitRev when it arrives. Served at once while
+   * the lease holds; otherwise once a quorum has acked a heartbeat sent after it arrived.
+   */
+  read(id: number, nowMs: number): HolderOutput[] {
+    this.lastNow = Math.max(this.lastNow, nowMs);
+    const ready = this.phase === 'active' || (this.bugs.leaseReadBeforeStart === true && this.phase === 'starting');
+    if (!ready) {
+      const why = this.phase === 'down' ? 'this master no longer holds the volume lock' : 'the holder has not committed its epoch-start entry yet';
+      return [{ kind: 'read', id, outcome: { ok: false, error: coordError('no-quorum', why) } }];
+    }
+    const readRev = this.commitRevV;
+    if (this.leaseHolds(nowMs)) return [{ kind: 'read', id, outcome: { ok: true, readRev } }];
+    this.pendingReads.push({ id, readRev, arrivedAt: nowMs });
+    const out: HolderOutput[] = [];
+    for (const [to, v] of this.voters) if (!v.fenced) out.push(this.heartbeat(to, v, nowMs));
+    return out;
+  }
+
+  /** The lease holds until leaseMs·(1−2ρ) − one tick after the quorum-th largest acked sentAt. */
+  leaseHolds(nowMs: number): boolean {
+    if (this.phase !== 'active' && !(this.bugs.leaseReadBeforeStart === true && this.phase === 'starting')) return false;
+    return nowMs < this.quorumSentAt() + this.leaseSpanMs;
+  }
+
+  private quorumSentAt(): number {
+    const acked = [...this.voters.values()].filter((v) => !v.fenced).map((v) => v.ackedSentAt).sort((a, b) => b - a);
+    return acked[this.quorum - 1] ?? Number.NEGATIVE_INFINITY;
+  }
+
+  private releaseReads(): HolderOutput[] {
+    if (this.pendingReads.length === 0) return [];
+    const q = this.quorumSentAt();
+    const out: HolderOutput[] = [];
+    while (this.pendingReads.length > 0 && (this.pendingReads[0] as PendingRead).arrivedAt <= q) {
+      const r = this.pendingReads.shift() as PendingRead;
+      out.push(r.outcome ? { kind: 'reply', id: r.id, outcome: r.outcome } : { kind: 'read', id: r.id, outcome: { ok: true, readRev: r.readRev } });
+    }
+    return out;
   }
 
   /** The sessions as this holder sees them (remaining time from its deadlines and sclock). */
@@ -219,9 +395,9 @@ export class Holder {
         const e: Entry = { epoch: this.epoch, rev, sclock, effects: ev.effects };
         this.ws.apply(e);
         entries.push(e);
-        this.waiting.push({ id, rev, outcome: ev.outcome });
+        this.waiting.push({ id, rev, outcome: ev.outcome, checked: false });
       } else {
-        this.waiting.push({ id, rev: this.ws.lastRev, outcome: ev.outcome });
+        this.waiting.push({ id, rev: this.ws.lastRev, outcome: ev.outcome, checked: true });
       }
     }
     const out: HolderOutput[] = [];
@@ -244,19 +420,25 @@ export class Holder {
   /** Sends every voter the entries after what it was last sent, within its pipeline depth. */
   private sendAll(): HolderOutput[] {
     const out: HolderOutput[] = [];
-    for (const [to, v] of this.voters) {
-      if (v.inFlight >= batchesInFlightMax || v.sent.rev >= this.last.rev) continue;
-      const entries: Entry[] = [];
-      for (let r = v.sent.rev + 1; r <= this.last.rev; r++) {
-        const e = this.unacked.get(r);
-        assert(e !== undefined, `entry ${r} is held until every voter acks it`);
-        entries.push(e);
-      }
-      out.push({ kind: 'append', to, msg: { epoch: this.epoch, prevEpoch: v.sent.epoch, prevRev: v.sent.rev, entries, commitRev: this.commitFor(to) } });
-      v.sent = this.last;
-      v.inFlight++;
-    }
+    for (const [to, v] of this.voters) out.push(...this.sendTo(to, v, this.lastNow));
     return out;
+  }
+
+  private sendTo(to: string, v: VoterState, nowMs: number): HolderOutput[] {
+    if (v.fenced || v.inFlight >= batchesInFlightMax || v.sent.rev >= this.last.rev) return [];
+    const entries: Entry[] = [];
+    for (let r = v.sent.rev + 1; r <= this.last.rev && entries.length < this.appendMaxEntries; r++) {
+      const e = this.entry(asRev(r));
+      assert(e !== undefined, `entry ${r} is held until every voter acks it, or in the local brick's log`);
+      entries.push(e);
+    }
+    const msg: AppendMessage = { epoch: this.epoch, prevEpoch: v.sent.epoch, prevRev: v.sent.rev, entries, commitRev: this.commitFor(to) };
+    const lastSent = entries[entries.length - 1] as Entry;
+    if (v.sent.rev <= v.matched) v.progressAt = nowMs;
+    v.sent = { epoch: lastSent.epoch, rev: lastSent.rev };
+    v.inFlight++;
+    v.lastSendAt = nowMs;
+    return [{ kind: 'append', to, msg }];
   }
 
   /**
@@ -270,46 +452,117 @@ export class Holder {
   }
 
   /** A voter durably acked an append up to `lastRev`; its store has applied up to `appliedRev`. */
-  onAppendAck(from: string, lastRev: Rev, appliedRev: Rev): HolderOutput[] {
+  onAppendAck(from: string, lastRev: Rev, appliedRev: Rev, sentAt = this.lastNow, carried = 1): HolderOutput[] {
+    return this.onAppendReply(from, { ok: true, lastRev, commitRev: appliedRev }, sentAt, this.lastNow, carried);
+  }
+
+  /**
+   * A voter's answer to an append of `carried` entries (0: a heartbeat) that left at `sentAt` (the
+   * sender's clock, taken before sending). Late and duplicated answers are harmless: matched and
+   * ackedSentAt only rise.
+   */
+  onAppendReply(from: string, res: AppendResult, sentAt: number, nowMs: number, carried: number): HolderOutput[] {
     if (this.phase === 'down') return [];
+    this.lastNow = Math.max(this.lastNow, nowMs);
     const v = this.voters.get(from);
-    assert(v !== undefined, `ack from a voter: ${from}`);
-    assert(v.inFlight > 0, `ack from ${from} matches an append in flight`);
-    v.inFlight--;
-    if (lastRev > v.matched) v.matched = lastRev;
-    if (from === this.local) this.ws.committed(asRev(Math.min(appliedRev, this.ws.lastRev)));
+    assert(v !== undefined, `an append answer from a voter: ${from}`);
+    if (v.fenced) return [];
+    if (carried > 0) v.inFlight = Math.max(0, v.inFlight - 1);
+    if (!res.ok && res.reason === 'fenced') {
+      assert(res.promisedEpoch > this.epoch || this.epoch === 0, `a brick fences only a lower epoch: ${res.promisedEpoch} vs ${this.epoch}`);
+      v.fenced = true;
+      this.fencedBy = Math.max(this.fencedBy, res.promisedEpoch);
+      const unfenced = [...this.voters.values()].filter((x) => !x.fenced).length;
+      if (unfenced < this.quorum) return this.stepDown(coordError('fenced', `brick ${from} promised epoch ${res.promisedEpoch}, above this holder's ${this.epoch}`));
+      return [];
+    }
+    v.ackedSentAt = Math.max(v.ackedSentAt, sentAt);
+    if (!res.ok) {
+      // Log mismatch (DESIGN §4.5): resend from the brick's hint. Nothing in flight to it matters.
+      v.inFlight = 0;
+      // A late answer to an older append may hint below what the voter has acked since: it holds its matched rev.
+      v.sent = this.positionAt(asRev(Math.max(this.resendAfter(res.hintEpoch, res.hintFirstRev, res.lastRev), v.matched)));
+      v.progressAt = nowMs;
+      const out = this.sendTo(from, v, nowMs);
+      out.push(...this.releaseReads());
+      return out;
+    }
+    if (res.lastRev > v.matched) {
+      v.matched = asRev(Math.min(res.lastRev, this.last.rev));
+      v.progressAt = nowMs;
+      // A late answer to an append sent before a retransmission: nothing at or below it needs resending.
+      if (v.sent.rev < v.matched) v.sent = this.positionAt(v.matched);
+    }
+    // The local brick's applied point (answers may arrive out of order: it only rises).
+    const applied = asRev(Math.min(res.commitRev, this.ws.lastRev));
+    if (from === this.local && applied > this.ws.commitRev) this.ws.committed(applied);
     const out = this.advanceCommit();
-    out.push(...this.sendAll(), ...this.flush(this.lastNow));
+    out.push(...this.releaseReads(), ...this.sendAll(), ...this.flush(this.lastNow));
     return out;
+  }
+
+  /**
+   * Where to resend from after a mismatch: after the holder's own last entry of the brick's epoch
+   * at prevRev (entries of one epoch at one rev are identical, so the brick holds those), or
+   * from the first rev the brick holds of that epoch; with no entry at prevRev, from its lastRev.
+   * Never below the holder's commit point of the voter's matched rev.
+   */
+  private resendAfter(hintEpoch: Epoch | undefined, hintFirstRev: Rev | undefined, lastRev: Rev): Rev {
+    let after: number;
+    if (hintEpoch === undefined || hintFirstRev === undefined) after = Math.min(lastRev, this.last.rev);
+    else {
+      let mine = -1;
+      for (let r = Math.min(this.last.rev, lastRev); r >= hintFirstRev; r--) {
+        const e = this.entry(asRev(r));
+        if (e === undefined || e.epoch < hintEpoch) break;
+        if (e.epoch === hintEpoch) {
+          mine = r;
+          break;
+        }
+      }
+      after = mine >= 0 ? mine : hintFirstRev - 1;
+    }
+    return asRev(Math.max(0, Math.min(after, this.last.rev)));
   }
 
   /** The quorum rule: the highest r acked by a quorum whose entry is of this epoch. */
   private advanceCommit(): HolderOutput[] {
-    const matched = [...this.voters.values()].map((v) => v.matched).sort((a, b) => b - a);
-    const r = matched[this.quorum - 1] as Rev;
+    const counted = [...this.voters.values()].filter((v) => !v.fenced).map((v) => v.matched).sort((a, b) => b - a);
+    // The broken variant counts the local brick alone as a quorum.
+    const r = (this.bugs.commitBeforeQuorum === true ? this.voters.get(this.local)?.matched : counted[this.quorum - 1]) ?? asRev(0);
     const out: HolderOutput[] = [];
-    if (this.startRev === undefined || r < this.startRev || r <= this.commitRevV) return out;
+    const floor = this.bugs.countHealedEntries === true ? this.commitRevV : this.startRev;
+    if (floor === undefined || r < floor || r <= this.commitRevV) return out;
     // Every entry from startRev on is of this epoch; older ones commit only with it.
     assert(r <= this.last.rev, `commit ${r} within the log ${this.last.rev}`);
     this.commitRevV = r;
-    const minMatched = matched[matched.length - 1] as Rev;
-    for (const rev of [...this.unacked.keys()]) if (rev <= minMatched) this.unacked.delete(rev);
-    if (this.phase === 'starting') {
+    // Entries leave memory once every voter has them, or, with the local log to resend from, once the local brick does.
+    const pruneTo = this.entryAt ? (this.voters.get(this.local) as VoterState).matched : Math.min(...[...this.voters.values()].map((v) => v.matched));
+    for (const rev of [...this.unacked.keys()]) if (rev < pruneTo) this.unacked.delete(rev); // keep pruneTo's: heartbeats name it
+    if (this.phase === 'starting' && r >= (this.startRev ?? Infinity)) {
       this.phase = 'active';
       out.push({ kind: 'ready', commitRev: r });
     }
     out.push(...this.releaseReplies());
+    // Tell the bricks the new commit point promptly: a heartbeat to voters with nothing in flight.
+    for (const [to, v] of this.voters) if (!v.fenced && v.inFlight === 0 && v.sent.rev >= this.last.rev && this.quorum > 1) out.push(this.heartbeat(to, v, this.lastNow));
     return out;
   }
 
   private releaseReplies(): HolderOutput[] {
     const out: HolderOutput[] = [];
+    let heartbeat = false;
     while (this.waitingHead < this.waiting.length) {
-      const w = this.waiting[this.waitingHead] as { id: number; rev: Rev; outcome: Outcome };
+      const w = this.waiting[this.waitingHead] as Waiting;
       if (w.rev > this.commitRevV) break;
-      out.push({ kind: 'reply', id: w.id, outcome: w.outcome });
       this.waitingHead++;
+      if (!w.checked || this.leaseHolds(this.lastNow)) out.push({ kind: 'reply', id: w.id, outcome: w.outcome });
+      else {
+        this.pendingReads.push({ id: w.id, readRev: w.rev, arrivedAt: this.lastNow, outcome: w.outcome });
+        heartbeat = true;
+      }
     }
+    if (heartbeat) for (const [to, v] of this.voters) if (!v.fenced) out.push(this.heartbeat(to, v, this.lastNow));
     if (this.waitingHead > 1024 && this.waitingHead * 2 > this.waiting.length) {
       this.waiting.splice(0, this.waitingHead);
       this.waitingHead = 0;
@@ -317,7 +570,7 @@ export class Holder {
     return out;
   }
 
-  /** A voter refused (fenced) or failed. With one voter, that leaves no quorum. */
+  /** A voter failed to answer (its connection broke). With one voter, that leaves no quorum. */
   onAppendFailure(from: string, reason: CoordError): HolderOutput[] {
     if (this.phase === 'down') return [];
     const v = this.voters.get(from);
@@ -343,6 +596,10 @@ export class Holder {
     this.waiting.length = 0;
     this.waitingHead = 0;
     for (const q of this.queue.splice(0)) out.push({ kind: 'reply', id: q.id, outcome: { ok: false, error: coordError('no-quorum', `write not applied: ${reason.message}`) } });
+    for (const r of this.pendingReads.splice(0)) {
+      const error = coordError('no-quorum', `${r.outcome ? 'answer' : 'read'} not served (it changed nothing): ${reason.message}`);
+      out.push(r.outcome ? { kind: 'reply', id: r.id, outcome: { ok: false, error } } : { kind: 'read', id: r.id, outcome: { ok: false, error } });
+    }
     return out;
   }
 

@@ -25,6 +25,7 @@ const STATUS: Readonly<Record<ErrorCode, number>> = {
   'timeout': 504,
   'unavailable': 503,
   'no-quorum': 503,
+  'not-holder': 503,
   // The holder lost its lock, a serializable read could not catch up, the volume is stopping:
   // all worth a retry, possibly elsewhere.
   'fenced': 503,

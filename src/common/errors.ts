@@ -15,6 +15,7 @@ export const ERROR_CODES = [
   'fenced', // a request of an epoch older than the brick's promise
   'lock-refused', // a lock request the brick will not grant
   'no-quorum',
+  'not-holder', // a write or linearizable read sent to a master that does not hold the volume lock: not applied, try another
   'indeterminate', // a write whose outcome is unknown
   'closed', // the volume or translator is shut down
   'timeout',

@@ -142,6 +142,8 @@ export class ReplicateTranslator extends Translator {
         case 'ready':
           for (const r of this.readyWaiters.splice(0)) r();
           break;
+        case 'read':
+          break; // this translator serves linearizable reads at the holder's commitRev (one brick)
         case 'stepped-down':
           this.lastStepDown = o.reason.message;
           if (this.holder === holder) this.holder = undefined;
@@ -155,14 +157,9 @@ export class ReplicateTranslator extends Translator {
 
   private sendAppend(holder: Holder, to: string, msg: AppendMessage): void {
     const child = this.children[0] as Translator;
+    const sentAt = this.env.clock.nowMs();
     child.call('append', {}, { ...msg, sender: this.holderId }).then(
-      (res) => {
-        if (res.ok) this.run(holder, holder.onAppendAck(to, res.lastRev, res.commitRev));
-        else {
-          const why = res.reason === 'fenced' ? `fenced by epoch ${res.promisedEpoch}` : `log mismatch at ${msg.prevRev}`;
-          this.run(holder, holder.onAppendFailure(to, coordError('fenced', `brick ${to} refused the append: ${why}`)));
-        }
-      },
+      (res) => this.run(holder, holder.onAppendReply(to, res, sentAt, this.env.clock.nowMs(), msg.entries.length)),
       (e: unknown) => this.run(holder, holder.onAppendFailure(to, isCoordError(e) ? e : coordError('internal', `append to ${to} failed: ${String(e)}`))),
     );
   }
