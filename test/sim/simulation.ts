@@ -1,0 +1,606 @@
+// The deterministic simulator (DESIGN §4 "Required checks"): three masters, each with its brick
+// (SimBrick: durable, in memory) and the product's replication code (BrickAcceptor, Master,
+// Holder), and clients, over a simulated network with delay, loss, duplication, reordering and
+// partitions; masters crash and restart (the brick's durable state kept, everything else lost);
+// every node's clock drifts within ρ. One seed drives every random choice, so a failing seed
+// replays exactly. Invariants are checked as the run goes (log-checks.ts) and at its end
+// (history-checks.ts).
+import { Buffer } from 'node:buffer';
+import { AssertionError } from '../../src/common/assert.js';
+import { asRev, type Rev } from '../../src/common/ids.js';
+import { prefixEnd } from '../../src/common/keys.js';
+import { seededRandom, type Random } from '../../src/common/random.js';
+import { BrickAcceptor, type BrickBugs } from '../../replication/brick.js';
+import type { Holder } from '../../replication/holder.js';
+import { Master, type LocalBrick, type MasterBugs, type MasterOutput } from '../../replication/master.js';
+import type { BrickReply, BrickRequest } from '../../replication/messages.js';
+import type { WriteOp, WriteResult } from '../../replication/ops.js';
+import type { VolumeConfig } from '../../store/types.js';
+import { Agenda } from './events.js';
+import type { HistoryOp, KvOp, KvOutcome } from './linearizability.js';
+import { LogChecks, SimViolation } from './log-checks.js';
+import { SimBrick } from './sim-brick.js';
+
+export interface SimOptions {
+  readonly seed: number;
+  readonly masters?: number;
+  readonly clients?: number;
+  /** Simulated run time with faults, then a quiet period with none. */
+  readonly durationMs?: number;
+  readonly quietMs?: number;
+  readonly leaseMs?: number;
+  /** ρ: the bound on clock drift rate; each node's clock runs at a rate within [1−ρ, 1+ρ]. */
+  readonly driftRho?: number;
+  readonly maxDelayMs?: number;
+  readonly lossRate?: number;
+  readonly dupRate?: number;
+  /** Mean ms between faults (partition, crash, heal, restart). */
+  readonly faultEveryMs?: number;
+  /** Chance that a holder crashes right after it advances its commit point. */
+  readonly crashAfterCommit?: number;
+  /** Chance that a master is cut off from the others right as it becomes holder. */
+  readonly isolateNewHolder?: number;
+  readonly brickBugs?: BrickBugs;
+  readonly masterBugs?: MasterBugs;
+  /** Keep a trace of notable events (role changes, faults) for a failing seed's report. */
+  readonly trace?: boolean;
+}
+
+/** A client operation as the history records it: the KvOp for the checker, plus what the product answered. */
+export interface SimOp extends HistoryOp {
+  /** The rev it was served or written at (ok outcomes). */
+  readonly rev?: Rev | undefined;
+  /** It wrote an entry (a put, a delete that deleted, a cas that succeeded, a txn). */
+  readonly wrote?: boolean | undefined;
+  /** Range reads: the key=value pairs returned (checked against the replayed log, not by the lin checker). */
+  readonly range?: readonly string[] | undefined;
+  /** Multi-key txn: every key it put (the lin history holds one put per key). */
+  readonly multi?: readonly { key: string; value: string }[] | undefined;
+}
+
+export interface SimResult {
+  readonly seed: number;
+  readonly history: readonly SimOp[];
+  readonly checks: LogChecks;
+  readonly bricks: readonly SimBrick[];
+  readonly trace: readonly string[];
+  readonly stats: Readonly<Record<string, number>>;
+  /** The config the volume was created with (for replaying the committed log). */
+  readonly config: VolumeConfig;
+}
+
+const KEYS = ['/k/0', '/k/1', '/k/2', '/k/3', '/k/4'];
+const PREFIX = '/k/';
+const enc = (s: string): Uint8Array => Buffer.from(s);
+const dec = (b: Uint8Array | undefined): string | undefined => (b === undefined ? undefined : Buffer.from(b).toString());
+
+type Payload =
+  | { readonly k: 'brick-req'; readonly from: string; readonly reqId: number; readonly req: BrickRequest }
+  | { readonly k: 'brick-rep'; readonly from: string; readonly reqId: number; readonly rep: BrickReply }
+  | { readonly k: 'client-req'; readonly client: number; readonly opId: number; readonly op: ClientOp }
+  | { readonly k: 'client-rep'; readonly opId: number; readonly res: ClientResult };
+
+type ClientOp =
+  | { readonly t: 'write'; readonly kv: KvOp | undefined; readonly multi?: readonly { key: string; value: string }[]; readonly w: WriteOp }
+  | { readonly t: 'get'; readonly key: string }
+  | { readonly t: 'range' };
+
+type ClientResult =
+  | { readonly ok: true; readonly rev: Rev; readonly wrote: boolean; readonly value?: string | undefined; readonly succeeded?: boolean; readonly range?: readonly string[] }
+  | { readonly ok: false; readonly definite: boolean; readonly code: string };
+
+/** A master process: its brick (durable) and its volatile replication state. */
+class SimNode {
+  incarnation = 0;
+  up = true;
+  acceptor!: BrickAcceptor;
+  master!: Master;
+  /** Client requests waiting for the master: its id → who asked. */
+  readonly waiting = new Map<number, { client: number; opId: number; op: ClientOp }>();
+  /** Linearizable reads with their readRev, served once the brick has applied it. */
+  readonly reads: { readRev: Rev; client: number; opId: number; op: ClientOp }[] = [];
+  nextId = 1;
+  lastHolderCommit = 0;
+  holderSeen: Holder | undefined;
+  constructor(
+    readonly id: string,
+    readonly brick: SimBrick,
+    /** This node's clock: local = offset + rate · simulated time. */
+    readonly rate: number,
+    readonly offset: number,
+  ) {}
+  now(simMs: number): number {
+    return this.offset + this.rate * simMs;
+  }
+}
+
+interface ClientState {
+  readonly id: number;
+  target: number;
+  busy: boolean;
+  opSeq: number;
+  current: { opId: number; op: ClientOp; invokeMs: number; node: number } | undefined;
+}
+
+export class Simulation {
+  readonly agenda = new Agenda();
+  private readonly rnd: Random;
+  private readonly o: Required<Omit<SimOptions, 'brickBugs' | 'masterBugs'>> & Pick<SimOptions, 'brickBugs' | 'masterBugs'>;
+  private readonly nodes: SimNode[] = [];
+  private readonly clients: ClientState[] = [];
+  readonly checks = new LogChecks();
+  readonly history: SimOp[] = [];
+  private readonly traceLines: string[] = [];
+  /** Pairs of node indexes that cannot reach each other. */
+  private readonly cut = new Set<string>();
+  private faultsOn = true;
+  private valueSeq = 0;
+  private nextHistoryId = 0;
+  private readonly config: VolumeConfig;
+  private readonly stats = { messages: 0, lost: 0, duplicated: 0, crashes: 0, partitions: 0, elections: 0, holders: 0 };
+
+  constructor(opts: SimOptions) {
+    this.o = {
+      masters: 3, clients: 4, durationMs: 20_000, quietMs: 6_000, leaseMs: 300, driftRho: 0.01, maxDelayMs: 15,
+      lossRate: 0.02, dupRate: 0.02, faultEveryMs: 1_000, crashAfterCommit: 0.003, isolateNewHolder: 0.1, trace: false, ...opts,
+    };
+    this.rnd = seededRandom(opts.seed);
+    const bricks = Array.from({ length: this.o.masters }, (_, i) => `b${i}`);
+    this.config = { volumeName: 'sim', bricks, quorumCount: Math.floor(bricks.length / 2) + 1 };
+    for (let i = 0; i < this.o.masters; i++) {
+      const rate = 1 + (this.rnd() * 2 - 1) * this.o.driftRho;
+      const node = new SimNode(`m${i}`, new SimBrick(`b${i}`, this.config), rate, this.rnd() * 1_000);
+      this.nodes.push(node);
+      this.boot(node);
+    }
+    for (let c = 0; c < this.o.clients; c++) this.clients.push({ id: c, target: c % this.o.masters, busy: false, opSeq: 0, current: undefined });
+  }
+
+  private trace(line: string): void {
+    if (this.o.trace) this.traceLines.push(`${this.agenda.nowMs.toFixed(1).padStart(9)} ${line}`);
+  }
+
+  /** Every master's replication state, for a failing seed's report. */
+  mastersState(): unknown[] {
+    return this.nodes.map((n) => ({ node: n.id, up: n.up, brick: { last: n.brick.last, commitRev: n.brick.commitRev, promised: n.brick.promisedEpoch }, acceptor: n.acceptor.stats(n.now(this.agenda.nowMs)), master: n.master.stats() }));
+  }
+
+  /** The trace up to now (for a run that stopped at a violation). */
+  traceSoFar(): readonly string[] {
+    return this.traceLines;
+  }
+
+  // ── nodes ────────────────────────────────────────────────────────────────────────────────
+
+  private boot(node: SimNode): void {
+    node.incarnation++;
+    node.up = true;
+    node.waiting.clear();
+    node.reads.length = 0;
+    node.lastHolderCommit = 0;
+    const now = node.now(this.agenda.nowMs);
+    node.acceptor = new BrickAcceptor(node.brick, { leaseMs: this.o.leaseMs, nowMs: now, ...(this.o.brickBugs ? { bugs: this.o.brickBugs } : {}) });
+    const brick = node.brick;
+    const acceptor = node.acceptor;
+    const local: LocalBrick = {
+      brickId: brick.brickId,
+      get promisedEpoch() {
+        return brick.promisedEpoch;
+      },
+      get last() {
+        return brick.last;
+      },
+      get commitRev() {
+        return brick.commitRev;
+      },
+      get compactRev() {
+        return brick.compactRev;
+      },
+      get config() {
+        return brick.config;
+      },
+      entry: (rev) => brick.entry(rev),
+      latestView: () => brick.latestView(),
+      leaseLapsed: (t) => acceptor.leaseLapsed(t),
+    };
+    node.master = new Master(
+      { id: `${node.id}.${node.incarnation}`, leaseMs: this.o.leaseMs, driftRho: this.o.driftRho, roundTimeoutMs: this.o.leaseMs, random: this.rnd, fetchMaxEntries: 4, appendMaxEntries: 4, ...(this.o.masterBugs ? { bugs: this.o.masterBugs } : {}) },
+      local,
+      now,
+    );
+    const inc = node.incarnation;
+    const tick = (): void => {
+      if (!node.up || node.incarnation !== inc) return;
+      this.act(node, () => node.master.tick(node.now(this.agenda.nowMs)));
+      this.agenda.after(10, tick);
+    };
+    this.agenda.after(this.rnd() * 10, tick);
+  }
+
+  private crash(i: number): void {
+    const node = this.nodes[i] as SimNode;
+    if (!node.up) return;
+    node.up = false;
+    this.stats.crashes++;
+    this.trace(`crash ${node.id}`);
+  }
+
+  /** Runs a master input and carries out its outputs; an assertion in product code is a violation. */
+  private act(node: SimNode, input: () => MasterOutput[]): void {
+    let out: MasterOutput[];
+    try {
+      out = input();
+    } catch (e) {
+      if (e instanceof AssertionError) throw new SimViolation('assertion', `${node.id}: ${e.message}`);
+      throw e;
+    }
+    for (const o of out) this.carryOut(node, o);
+    const h = node.master.holder;
+    if (h) {
+      // The commit rule's premise (DESIGN §4.5, Raft §3.6.2): a holder's commit point is always
+      // an entry of its own epoch; older entries commit only beneath one.
+      if (node.holderSeen !== h) {
+        // A new holder starts from its brick's commit point: only what it advances is checked.
+        node.holderSeen = h;
+        node.lastHolderCommit = h.commitRev;
+      }
+      const top = node.brick.entry(h.commitRev);
+      if (h.commitRev > node.lastHolderCommit && top !== undefined && top.epoch !== h.epoch) {
+        throw new SimViolation('commit-rule', `holder ${node.id} of epoch ${h.epoch} committed up to (${top.epoch}, ${h.commitRev}), an entry of an older epoch`);
+      }
+      node.lastHolderCommit = h.commitRev;
+      const before = this.checks.maxCommitted;
+      this.checks.committedUpTo(node.brick, h.commitRev, `holder ${node.id}`);
+      // A failover right after a commit not every brick has learned of (DESIGN §4 checks):
+      // the holder dies with its commit notices still in the network.
+      if (this.faultsOn && h.commitRev > before && this.rnd() < this.o.crashAfterCommit) {
+        this.trace(`${node.id} crashes right after committing ${h.commitRev}`);
+        this.crash(this.nodes.indexOf(node));
+      }
+    }
+  }
+
+  private carryOut(node: SimNode, o: MasterOutput): void {
+    const i = this.nodes.indexOf(node);
+    switch (o.kind) {
+      case 'send': {
+        const to = this.nodes.findIndex((n) => n.brick.brickId === o.to);
+        this.send(i, to, { k: 'brick-req', from: node.id, reqId: o.reqId, req: o.req });
+        break;
+      }
+      case 'reply': {
+        const w = node.waiting.get(o.id);
+        if (!w) break;
+        node.waiting.delete(o.id);
+        this.answer(i, w.client, w.opId, o.outcome.ok ? writeResult(w.op, o.outcome.result) : failure(o.outcome.error.code));
+        break;
+      }
+      case 'read': {
+        const w = node.waiting.get(o.id);
+        if (!w) break;
+        node.waiting.delete(o.id);
+        if (!o.outcome.ok) this.answer(i, w.client, w.opId, failure(o.outcome.error.code));
+        else {
+          node.reads.push({ readRev: o.outcome.readRev, client: w.client, opId: w.opId, op: w.op });
+          this.serveReads(node);
+        }
+        break;
+      }
+      case 'role':
+        if (o.role === 'probing') this.stats.elections++;
+        if (o.role === 'holder') this.stats.holders++;
+        this.trace(`${node.id} ${o.role} epoch ${o.epoch}`);
+        if (o.role === 'holder' && this.faultsOn && this.rnd() < this.o.isolateNewHolder) {
+          // Holder churn: a new holder cut off before its epoch-start entry reaches anyone, its
+          // log left with entries of an epoch no other brick has.
+          for (let j = 0; j < this.nodes.length; j++) if (j !== i) this.cutPair(i, j);
+          this.trace(`isolate new holder ${node.id}`);
+        }
+        break;
+      case 'ready':
+        this.trace(`${node.id} ready at ${o.commitRev}`);
+        break;
+      case 'stepped-down':
+        this.trace(`${node.id} stepped down: ${o.reason.message}`);
+        break;
+    }
+  }
+
+  /** Linearizable reads are served from the brick's state once it has applied their readRev. */
+  private serveReads(node: SimNode): void {
+    const i = this.nodes.indexOf(node);
+    for (let k = 0; k < node.reads.length; ) {
+      const r = node.reads[k] as SimNode['reads'][number];
+      if (node.brick.commitRev < r.readRev) {
+        k++;
+        continue;
+      }
+      node.reads.splice(k, 1);
+      const view = node.brick.viewAt(r.readRev);
+      if (r.op.t === 'get') this.answer(i, r.client, r.opId, { ok: true, rev: r.readRev, wrote: false, value: dec(view.get(r.op.key)?.value) });
+      else {
+        const range: string[] = [];
+        for (const { key, record } of view.scan({ start: PREFIX, end: prefixEnd(PREFIX) })) range.push(`${key}=${dec(record.value) ?? ''}`);
+        this.answer(i, r.client, r.opId, { ok: true, rev: r.readRev, wrote: false, range });
+      }
+    }
+  }
+
+  /** The brick side of a node: the acceptor decides, the brick makes the write durable, then the reply goes. */
+  private onBrickRequest(node: SimNode, fromNode: number, p: Extract<Payload, { k: 'brick-req' }>): void {
+    const now = node.now(this.agenda.nowMs);
+    const a = node.acceptor;
+    let rep: BrickReply;
+    try {
+      switch (p.req.t) {
+        case 'probe':
+          rep = { t: 'probe', res: a.probe(p.req.args, now) };
+          break;
+        case 'fetch':
+          rep = { t: 'fetch', res: a.fetch(p.req.args) };
+          break;
+        case 'lock': {
+          const d = a.lock(p.req.args, now);
+          this.write(node, d.write);
+          rep = { t: 'lock', res: d.reply };
+          break;
+        }
+        case 'append': {
+          const d = a.append(p.req.args, now);
+          this.write(node, d.write);
+          rep = { t: 'append', res: d.reply };
+          break;
+        }
+      }
+    } catch (e) {
+      if (e instanceof AssertionError) throw new SimViolation('assertion', `brick ${node.brick.brickId}: ${e.message}`);
+      throw e;
+    }
+    this.send(this.nodes.indexOf(node), fromNode, { k: 'brick-rep', from: node.brick.brickId, reqId: p.reqId, rep }, 0.2 + this.rnd());
+  }
+
+  private write(node: SimNode, w: Parameters<SimBrick['apply']>[0] | undefined): void {
+    if (!w) return;
+    this.checks.beforeWrite(node.brick, w);
+    node.brick.apply(w);
+    this.checks.committedUpTo(node.brick, node.brick.commitRev, `brick ${node.brick.brickId}`);
+    this.serveReads(node);
+  }
+
+  // ── network ──────────────────────────────────────────────────────────────────────────────
+
+  /** Endpoints: node indexes 0..n−1, clients as −1 − id. A node's messages to itself never fail. */
+  private send(from: number, to: number, p: Payload, extraMs = 0): void {
+    this.stats.messages++;
+    const local = from === to;
+    const fromInc = from >= 0 ? (this.nodes[from] as SimNode).incarnation : 0;
+    const toInc = to >= 0 ? (this.nodes[to] as SimNode).incarnation : 0;
+    if (!local && this.faultsOn && this.rnd() < this.o.lossRate) {
+      this.stats.lost++;
+      return;
+    }
+    // Client requests are not duplicated: a client's retry is a new request, and exactly-once
+    // retries by (clientId, seq) are not built yet (DESIGN §3); brick traffic is.
+    const copies = !local && p.k !== 'client-req' && this.faultsOn && this.rnd() < this.o.dupRate ? 2 : 1;
+    if (copies === 2) this.stats.duplicated++;
+    for (let c = 0; c < copies; c++) {
+      const delay = extraMs + (local ? 0.05 : 0.5 + this.rnd() * this.o.maxDelayMs);
+      this.agenda.after(delay, () => this.deliver(from, fromInc, to, toInc, p));
+    }
+  }
+
+  private reachable(a: number, b: number): boolean {
+    if (a === b) return true;
+    const na = a < 0 ? 'c' : String(a);
+    const nb = b < 0 ? 'c' : String(b);
+    return !this.cut.has(`${na}|${nb}`);
+  }
+
+  private deliver(from: number, fromInc: number, to: number, toInc: number, p: Payload): void {
+    // A crash breaks connections: nothing sent by or to an earlier incarnation arrives.
+    if (from >= 0 && ((this.nodes[from] as SimNode).incarnation !== fromInc || !(this.nodes[from] as SimNode).up)) return;
+    if (to >= 0 && ((this.nodes[to] as SimNode).incarnation !== toInc || !(this.nodes[to] as SimNode).up)) return;
+    if (!this.reachable(from, to)) return;
+    if (to < 0) {
+      if (p.k === 'client-rep') this.onClientReply(-1 - to, p.opId, p.res);
+      return;
+    }
+    const node = this.nodes[to] as SimNode;
+    switch (p.k) {
+      case 'brick-req':
+        this.onBrickRequest(node, from, p);
+        break;
+      case 'brick-rep':
+        this.act(node, () => node.master.onReply(p.from, p.reqId, p.rep, node.now(this.agenda.nowMs)));
+        break;
+      case 'client-req':
+        this.onClientRequest(node, p);
+        break;
+      case 'client-rep':
+        break;
+    }
+  }
+
+  // ── clients ──────────────────────────────────────────────────────────────────────────────
+
+  private onClientRequest(node: SimNode, p: Extract<Payload, { k: 'client-req' }>): void {
+    const id = node.nextId++;
+    node.waiting.set(id, { client: p.client, opId: p.opId, op: p.op });
+    const now = node.now(this.agenda.nowMs);
+    if (p.op.t === 'write') {
+      const w = p.op.w;
+      this.act(node, () => node.master.propose(id, w, now));
+    } else this.act(node, () => node.master.read(id, now));
+  }
+
+  private answer(nodeIdx: number, client: number, opId: number, res: ClientResult): void {
+    this.send(nodeIdx, -1 - client, { k: 'client-rep', opId, res });
+  }
+
+  private nextOp(c: ClientState): ClientOp {
+    const key = KEYS[Math.floor(this.rnd() * KEYS.length)] as string;
+    const value = `c${c.id}v${++this.valueSeq}`;
+    const x = this.rnd();
+    if (x < 0.35) return { t: 'get', key };
+    if (x < 0.4) return { t: 'range' };
+    if (x < 0.6) return { t: 'write', kv: { f: 'put', key, value }, w: { type: 'put', args: { key, value: enc(value) } } };
+    if (x < 0.67) return { t: 'write', kv: { f: 'delete', key }, w: { type: 'delete', args: { key } } };
+    if (x < 0.92) {
+      // CAS on what this client last saw is too rare a hit: compare with a recent value or absence.
+      const recent = this.history.filter((h) => h.op.key === key && h.outcome.type === 'ok').slice(-3);
+      const pick = recent[Math.floor(this.rnd() * (recent.length + 1))];
+      const expect = pick === undefined ? undefined : pick.op.f === 'get' ? (pick.outcome.type === 'ok' ? pick.outcome.value : undefined) : pick.op.f === 'delete' ? undefined : (pick.op as { value: string }).value;
+      const compare = expect === undefined ? { key, target: 'exists' as const, op: '=' as const, value: false } : { key, target: 'value' as const, op: '=' as const, value: enc(expect) };
+      return { t: 'write', kv: { f: 'cas', key, expect, value }, w: { type: 'txn', args: { compare: [compare], success: [{ op: 'put', key, value: enc(value) }], failure: [] } } };
+    }
+    // A multi-key txn: two keys at one rev (checked by replay; each key's put in the lin history).
+    const other = KEYS[(KEYS.indexOf(key) + 1 + Math.floor(this.rnd() * (KEYS.length - 1))) % KEYS.length] as string;
+    const v2 = `c${c.id}v${++this.valueSeq}`;
+    const multi = [{ key, value }, { key: other, value: v2 }];
+    return { t: 'write', kv: undefined, multi, w: { type: 'txn', args: { compare: [], success: multi.map((m) => ({ op: 'put' as const, key: m.key, value: enc(m.value) })), failure: [] } } };
+  }
+
+  private startClient(c: ClientState, untilMs: number): void {
+    const go = (): void => {
+      if (this.agenda.nowMs >= untilMs || c.busy) return;
+      const op = this.nextOp(c);
+      const opId = ++c.opSeq;
+      c.busy = true;
+      c.current = { opId, op, invokeMs: this.agenda.nowMs, node: c.target };
+      this.send(-1 - c.id, c.target, { k: 'client-req', client: c.id, opId, op });
+      const timeoutMs = 4 * this.o.leaseMs + 200;
+      this.agenda.after(timeoutMs, () => {
+        if (c.current?.opId !== opId) return;
+        this.complete(c, { ok: false, definite: false, code: 'timeout' });
+        c.target = Math.floor(this.rnd() * this.o.masters);
+      });
+    };
+    this.clientGo.set(c.id, go);
+    this.agenda.after(this.rnd() * 20, go);
+  }
+  private readonly clientGo = new Map<number, () => void>();
+
+  private onClientReply(client: number, opId: number, res: ClientResult): void {
+    const c = this.clients[client] as ClientState;
+    if (c.current?.opId !== opId) return; // a duplicate, or an answer after the client gave up
+    if (!res.ok && (res.code === 'not-holder' || res.code === 'no-quorum')) c.target = Math.floor(this.rnd() * this.o.masters);
+    this.complete(c, res);
+  }
+
+  private complete(c: ClientState, res: ClientResult): void {
+    const cur = c.current as NonNullable<ClientState['current']>;
+    c.current = undefined;
+    c.busy = false;
+    const base = { client: c.id, invokeMs: cur.invokeMs, completeMs: this.agenda.nowMs };
+    const outcome: KvOutcome = !res.ok ? (res.definite ? { type: 'fail' } : { type: 'unknown' }) : { type: 'ok', value: res.value, ...(res.succeeded === undefined ? {} : { succeeded: res.succeeded }) };
+    const rev = res.ok ? res.rev : undefined;
+    const wrote = res.ok ? res.wrote : undefined;
+    const op = cur.op;
+    if (op.t === 'get') this.history.push({ id: this.nextHistoryId++, ...base, op: { f: 'get', key: op.key }, outcome, rev, wrote });
+    else if (op.t === 'range') {
+      if (res.ok) this.history.push({ id: this.nextHistoryId++, ...base, op: { f: 'get', key: PREFIX }, outcome: { type: 'unknown' }, rev, wrote, range: res.range });
+    } else if (op.kv) this.history.push({ id: this.nextHistoryId++, ...base, op: op.kv, outcome, rev, wrote });
+    else for (const m of op.multi ?? []) this.history.push({ id: this.nextHistoryId++, ...base, op: { f: 'put', key: m.key, value: m.value }, outcome: res.ok ? { type: 'ok' } : outcome, rev, wrote, multi: op.multi });
+    this.clientGo.get(c.id)?.();
+  }
+
+  // ── faults ───────────────────────────────────────────────────────────────────────────────
+
+  private scheduleFaults(untilMs: number): void {
+    const next = (): void => {
+      if (this.agenda.nowMs >= untilMs) return;
+      this.fault();
+      this.agenda.after(this.o.faultEveryMs * (0.5 + this.rnd()), next);
+    };
+    this.agenda.after(this.o.faultEveryMs * this.rnd(), next);
+  }
+
+  private fault(): void {
+    const n = this.o.masters;
+    const x = this.rnd();
+    const down = this.nodes.filter((d) => !d.up).length;
+    if (x < 0.2) {
+      // A partial partition: one link between two masters (the others still reach both).
+      const i = Math.floor(this.rnd() * n);
+      const j = (i + 1 + Math.floor(this.rnd() * (n - 1))) % n;
+      this.cutPair(i, j);
+      this.stats.partitions++;
+      this.trace(`cut m${i}-m${j}`);
+    } else if (x < 0.4) {
+      // Partition one master from the others (clients may still reach it) or isolate a pair.
+      const i = Math.floor(this.rnd() * n);
+      for (let j = 0; j < n; j++) if (j !== i) this.cutPair(i, j);
+      if (this.rnd() < 0.3) this.cutPair(i, -1);
+      this.stats.partitions++;
+      this.trace(`partition m${i}`);
+    } else if (x < 0.6) {
+      this.cut.clear();
+      this.trace('heal partitions');
+    } else if (x < 0.78 && down < n - 1) {
+      // Crash: prefer the holder (failover right after commits some bricks have not learned of).
+      const holder = this.nodes.findIndex((d) => d.up && d.master.holder !== undefined);
+      const i = holder >= 0 && this.rnd() < 0.7 ? holder : Math.floor(this.rnd() * n);
+      this.crash(i);
+    } else {
+      for (const [i, d] of this.nodes.entries()) if (!d.up && this.rnd() < 0.7) this.restart(i);
+    }
+  }
+
+  private cutPair(a: number, b: number): void {
+    const na = a < 0 ? 'c' : String(a);
+    const nb = b < 0 ? 'c' : String(b);
+    this.cut.add(`${na}|${nb}`);
+    this.cut.add(`${nb}|${na}`);
+  }
+
+  private restart(i: number): void {
+    const node = this.nodes[i] as SimNode;
+    if (node.up) return;
+    this.trace(`restart ${node.id}`);
+    this.boot(node);
+  }
+
+  // ── run ──────────────────────────────────────────────────────────────────────────────────
+
+  run(): SimResult {
+    const faultEnd = this.o.durationMs;
+    for (const c of this.clients) this.startClient(c, faultEnd + this.o.quietMs - 1_000);
+    this.scheduleFaults(faultEnd);
+    this.agenda.runUntil(faultEnd);
+    // The quiet period: every fault healed, every master up; the volume must converge.
+    this.faultsOn = false;
+    this.cut.clear();
+    for (let i = 0; i < this.nodes.length; i++) this.restart(i);
+    this.agenda.runUntil(faultEnd + this.o.quietMs);
+    return {
+      seed: this.o.seed,
+      history: this.history,
+      checks: this.checks,
+      bricks: this.nodes.map((n) => n.brick),
+      trace: this.traceLines,
+      stats: { ...this.stats, events: this.agenda.executed, ops: this.history.length, committed: this.checks.maxCommitted, holderAtEnd: this.nodes.findIndex((n) => n.master.holder?.isReady === true) },
+      config: this.config,
+    };
+  }
+}
+
+function failure(code: string): ClientResult {
+  // Refused before evaluation: certainly not applied. Anything else may have been.
+  const definite = code === 'not-holder' || code === 'no-quorum';
+  return { ok: false, definite, code };
+}
+
+function writeResult(op: ClientOp, r: WriteResult): ClientResult {
+  switch (r.type) {
+    case 'put':
+      return { ok: true, rev: r.result.rev, wrote: true };
+    case 'delete':
+      return { ok: true, rev: r.result.rev, wrote: r.result.deleted > 0 };
+    case 'txn': {
+      const wrote = r.result.succeeded && (op.t === 'write' ? op.w.type === 'txn' && op.w.args.success.length > 0 : false);
+      return { ok: true, rev: r.result.rev, wrote, succeeded: r.result.succeeded };
+    }
+    default:
+      return { ok: true, rev: asRev(0), wrote: false };
+  }
+}
