@@ -165,13 +165,28 @@ export class Master {
     }
   }
 
-  /** A client write. Only the holder takes it; elsewhere it is refused unapplied. */
-  propose(id: number, op: WriteOp, nowMs: number): MasterOutput[] {
+  /**
+   * A client write. Only the holder takes it; elsewhere it is refused unapplied. `flush: false`
+   * leaves it queued for the caller's next flushHolder (group commit of a whole turn's writes).
+   */
+  propose(id: number, op: WriteOp, nowMs: number, flush = true): MasterOutput[] {
     const h = this.holder;
     if (!h || h.isDown) return [{ kind: 'reply', id, outcome: { ok: false, error: this.notHolder() } }];
     const out = this.fromHolder(h, h.propose(id, op, nowMs), nowMs);
-    out.push(...this.fromHolder(h, h.flush(nowMs), nowMs));
+    if (flush) out.push(...this.fromHolder(h, h.flush(nowMs), nowMs));
     return out;
+  }
+
+  /** Evaluates the holder's queued writes into entries (group commit). */
+  flushHolder(nowMs: number): MasterOutput[] {
+    const h = this.holder;
+    return h ? this.fromHolder(h, h.flush(nowMs), nowMs) : [];
+  }
+
+  /** Gives up the lock (shutdown): waiting writes fail as the holder's stepDown says. */
+  stepDown(reason: CoordError, nowMs: number): MasterOutput[] {
+    const h = this.holder;
+    return h ? this.fromHolder(h, h.stepDown(reason), nowMs) : [];
   }
 
   /** A linearizable read: the holder answers with the rev to serve it at. */

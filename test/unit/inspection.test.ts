@@ -43,7 +43,7 @@ describe('inspection', () => {
       ['coordvol-brick', 'storage/lmdb'],
     ]);
     const byType = Object.fromEntries(dump.map((d) => [d.type, d.state]));
-    expect(byType['cluster/replicate']).toMatchObject({ holder: { epoch: 1, phase: 'active', commitRev: 12 } });
+    expect(byType['cluster/replicate']).toMatchObject({ master: { role: 'holder', epoch: 1, holder: { epoch: 1, phase: 'active', commitRev: 12 } } });
     expect(byType['features/locks']).toMatchObject({ promisedEpoch: 1, grants: 1 });
     expect(byType['storage/lmdb']).toMatchObject({ commitRev: 12, lastRev: 12, promisedEpoch: 1 });
   });

@@ -1,31 +1,39 @@
-// cluster/replicate: the thin adapter over replication/ (DESIGN §2, §4). It takes the volume lock
-// on its bricks, runs the Holder state machine, and carries out its outputs: appends wound to
-// each brick's subvolume, replies to the callers waiting on writes. Reads are served from the
-// local brick at the read rev. This issue's volume has one brick: the holder's own.
+// cluster/replicate: the thin adapter over replication/ (DESIGN §2, §4). It runs this master's
+// replication engine (replication/master.ts: election, heal, holder) and carries out its
+// outputs: brick requests wound to the local brick (its first subvolume) or to a remote brick
+// (a protocol/client subvolume), replies to the callers waiting on writes and reads. A master
+// that does not hold the volume lock forwards writes and linearizable reads to the master its
+// brick's lease names; serializable reads and watches are served by the local brick.
 import { hostname } from 'node:os';
 import { assert, unreachable } from '../../src/common/assert.js';
 import { coordError, isCoordError, type CoordError } from '../../src/common/errors.js';
-import { asEpoch, type Rev } from '../../src/common/ids.js';
-import { Holder, type AppendMessage, type HolderOutput } from '../../replication/holder.js';
+import type { Rev } from '../../src/common/ids.js';
+import { sessionTickMs } from '../../src/common/limits.js';
+import type { Holder } from '../../replication/holder.js';
+import { Master, quorumOf, type LocalBrick, type MasterOutput } from '../../replication/master.js';
+import type { BrickReply, BrickRequest } from '../../replication/messages.js';
 import type { WriteOp, WriteResult } from '../../replication/ops.js';
 import {
   checkCompactArgs, checkDeleteArgs, checkGetArgs, checkPutArgs, checkRangeArgs, checkSessionIdArgs, checkSessionOpenArgs, checkTxnArgs,
 } from '../../replication/validate.js';
-import { sessionTickMs } from '../../src/common/limits.js';
-import type { FopContext, GetArgs, RangeArgs, VolumeStatus } from '../fops.js';
+import { brickIdOf } from '../../store/identity.js';
+import { LocksTranslator } from '../features/locks.js';
+import type { BrickStatus, FopContext, FopName, GetArgs, RangeArgs, VolumeStatus } from '../fops.js';
 import type { OptionSchema, OptionValues } from '../options.js';
 import { StorageTranslator } from '../storage/brick.js';
 import { Translator, type TranslatorClass, type TranslatorSpec } from '../translator.js';
 
 const options = {
-  'holder-id': { type: 'string', description: "this master's id in lock grants (default: host:pid)" },
-  'lock-retry-ms': { type: 'time', min: 1, max: 60_000, default: 100, description: 'pause between lock attempts' },
+  'holder-id': { type: 'string', description: "this master's id in lock grants and appends: its protocol address host:port, so other masters can forward to it (default: host:pid)" },
+  'remote-bricks': { type: 'string', description: 'the bricks behind the 2nd, 3rd, … subvolumes (protocol/client), host:path separated by spaces, in subvolume order' },
+  'remote-masters': { type: 'string', description: 'the holder-id of the master behind each protocol/client subvolume, separated by spaces, in subvolume order' },
+  'drift-permille': { type: 'int', min: 0, max: 100, default: 10, description: 'ρ in ‰: the bound on clock drift rate the lease allows for (DESIGN §4.6)' },
   'request-timeout-ms': { type: 'time', min: 1, max: 3_600_000, default: 10_000, description: 'how long a request waits for a holder' },
 } as const satisfies OptionSchema;
 type Values = OptionValues<typeof options>;
 
-interface Waiter {
-  resolve(r: WriteResult): void;
+interface Waiter<T> {
+  resolve(r: T): void;
   reject(e: CoordError): void;
 }
 
@@ -33,103 +41,154 @@ export class ReplicateTranslator extends Translator {
   private readonly o: Values;
   private readonly holderId: string;
   private storage: StorageTranslator | undefined;
+  private locks: LocksTranslator | undefined;
   private brickId = '';
-  private holder: Holder | undefined;
-  private readonly waiters = new Map<number, Waiter>();
+  private master: Master | undefined;
+  /** brickId → the subvolume that reaches it. */
+  private readonly bricks = new Map<string, Translator>();
+  /** holder-id of another master → the subvolume connected to it (for forwarding). */
+  private readonly masters = new Map<string, Translator>();
+  private readonly waiters = new Map<number, Waiter<WriteResult>>();
+  private readonly readWaiters = new Map<number, Waiter<Rev>>();
   private nextId = 1;
   private flushScheduled = false;
   private readyWaiters: (() => void)[] = [];
   private stopping = false;
-  private lockAttempts = 0;
   private lastStepDown: string | undefined;
+  private ticker: NodeJS.Timeout | undefined;
+  private forwarded = 0;
 
   constructor(spec: TranslatorSpec) {
     super(spec);
     this.o = spec.options as unknown as Values;
     this.holderId = this.o['holder-id'] ?? `${hostname()}:${process.pid}`;
-    this.handlers.put = async (ctx, a) => (checkPutArgs(a), resultOf('put', await this.write(ctx, { type: 'put', args: a })));
-    this.handlers.delete = async (ctx, a) => (checkDeleteArgs(a), resultOf('delete', await this.write(ctx, { type: 'delete', args: a })));
-    this.handlers.txn = async (ctx, a) => (checkTxnArgs(a), resultOf('txn', await this.write(ctx, { type: 'txn', args: a })));
-    this.handlers.compact = async (ctx, a) => (checkCompactArgs(a), resultOf('compact', await this.write(ctx, { type: 'compact', args: a })));
-    this.handlers.sessionOpen = async (ctx, a) => (checkSessionOpenArgs(a), resultOf('session-open', await this.write(ctx, { type: 'session-open', args: a })));
-    this.handlers.keepalive = async (ctx, a) => (checkSessionIdArgs(a, 'keepalive'), resultOf('keepalive', await this.write(ctx, { type: 'keepalive', args: a })));
-    this.handlers.sessionClose = async (ctx, a) => (checkSessionIdArgs(a, 'sessionClose'), resultOf('session-close', await this.write(ctx, { type: 'session-close', args: a })));
-    this.handlers.sessions = async (ctx) => {
-      const h = await this.currentHolder(ctx);
-      return { rev: h.commitRev, sessions: h.sessionsInfo(this.env.clock.nowMs()) };
+    this.handlers.put = async (ctx, a) => (checkPutArgs(a), this.writeOr(ctx, 'put', a, { type: 'put', args: a }));
+    this.handlers.delete = async (ctx, a) => (checkDeleteArgs(a), this.writeOr(ctx, 'delete', a, { type: 'delete', args: a }));
+    this.handlers.txn = async (ctx, a) => (checkTxnArgs(a), this.writeOr(ctx, 'txn', a, { type: 'txn', args: a }));
+    this.handlers.compact = async (ctx, a) => (checkCompactArgs(a), this.writeOr(ctx, 'compact', a, { type: 'compact', args: a }));
+    this.handlers.sessionOpen = async (ctx, a) => (checkSessionOpenArgs(a), this.writeOr(ctx, 'sessionOpen', a, { type: 'session-open', args: a }));
+    this.handlers.keepalive = async (ctx, a) => (checkSessionIdArgs(a, 'keepalive'), this.writeOr(ctx, 'keepalive', a, { type: 'keepalive', args: a }));
+    this.handlers.sessionClose = async (ctx, a) => (checkSessionIdArgs(a, 'sessionClose'), this.writeOr(ctx, 'sessionClose', a, { type: 'session-close', args: a }));
+    this.handlers.sessions = async (ctx, a) => {
+      const route = await this.route(ctx);
+      if (route.kind === 'forward') return route.to.call('sessions', ctx, a);
+      return { rev: route.holder.commitRev, sessions: route.holder.sessionsInfo(this.env.clock.nowMs()) };
     };
     this.handlers.get = (ctx, a) => {
       checkGetArgs(a);
-      // Fast path, no await: a ready holder gives the read rev at once.
-      const h = this.holder;
-      if (a.consistency !== 'serializable' && h?.isReady) {
-        if (a.rev === undefined) return this.wind('get', ctx, { key: a.key, rev: h.commitRev });
-        return this.wind('get', ctx, linearizable(h, a));
+      if (a.consistency === 'serializable') return this.wind('get', ctx, a);
+      // Fast path, no await: a ready holder whose lease holds reads at its commit point now.
+      const h = this.master?.holder;
+      if (a.rev === undefined && h?.isReady === true && h.leaseHolds(this.env.clock.nowMs())) {
+        return this.wind('get', ctx, { key: a.key, rev: h.commitRev, minRev: h.commitRev });
       }
-      return this.readArgs(ctx, a).then((args) => this.wind('get', ctx, args));
+      return this.readPlan(ctx, a).then((p) => p.to.call('get', ctx, p.args));
     };
-    this.handlers.range = async (ctx, a) => (checkRangeArgs(a), this.wind('range', ctx, await this.readArgs(ctx, a)));
+    this.handlers.range = async (ctx, a) => {
+      checkRangeArgs(a);
+      if (a.consistency === 'serializable') return this.wind('range', ctx, a);
+      const p = await this.readPlan(ctx, a);
+      return p.to.call('range', ctx, p.args);
+    };
     this.handlers.status = async (ctx) => {
       const below = await this.wind('status', ctx, {});
-      return { ...below, volume: this.volumeStatus(below.brick) };
+      return { ...below, volume: await this.volumeStatus(ctx, below.brick) };
     };
+    // Brick fops from other masters' replicate translators go to the local brick.
+    this.handlers.probe = (ctx, a) => this.wind('probe', ctx, a);
+    this.handlers.lock = (ctx, a) => this.wind('lock', ctx, a);
+    this.handlers.append = (ctx, a) => this.wind('append', ctx, a);
+    this.handlers.fetch = (ctx, a) => this.wind('fetch', ctx, a);
   }
 
   override async init(): Promise<void> {
-    const storage = this.children[0]?.find<StorageTranslator>('storage/lmdb') ?? this.children[0]?.find<StorageTranslator>('storage/memory');
+    const first = this.children[0];
+    const storage = first?.find<StorageTranslator>('storage/lmdb') ?? first?.find<StorageTranslator>('storage/memory');
     if (!(storage instanceof StorageTranslator)) {
-      throw coordError('volfile-invalid', `${this.name} (cluster/replicate) needs its local brick (a storage translator) below its subvolume`);
+      throw coordError('volfile-invalid', `${this.name} (cluster/replicate) needs its local brick (a storage translator) below its first subvolume`);
     }
-    this.storage = storage;
-    this.brickId = storage.store.identity.brickId;
-    const bricks = storage.store.config.bricks;
-    if (bricks.length !== 1) {
-      throw coordError('volfile-invalid', `${this.name}: the volume has ${bricks.length} bricks; this build replicates a single-brick volume only`);
-    }
+    const locks = first?.find<LocksTranslator>('features/locks');
+    if (!(locks instanceof LocksTranslator)) throw coordError('volfile-invalid', `${this.name} (cluster/replicate) needs features/locks on its local brick`);
     await super.init();
-    await this.acquire();
-    await this.whenReady({ deadlineMs: this.env.clock.nowMs() + this.o['request-timeout-ms'] });
+    this.storage = storage;
+    this.locks = locks;
+    const store = storage.store;
+    this.brickId = store.identity.brickId;
+    this.bricks.set(this.brickId, first as Translator);
+    this.mapRemotes(store.identity.volumeId, store.config.bricks);
+    const local = this.localBrick(storage, locks);
+    this.master = new Master(
+      { id: this.holderId, leaseMs: locks.leaseDurationMs, driftRho: this.o['drift-permille'] / 1000, roundTimeoutMs: locks.leaseDurationMs, random: Math.random, brickIdOf: (b) => brickIdOf(store.identity.volumeId, b) },
+      local,
+      this.env.clock.nowMs(),
+    );
+    const tickMs = Math.max(2, Math.min(sessionTickMs, Math.floor(locks.leaseDurationMs / 10)));
+    this.ticker = setInterval(() => this.tick(), tickMs);
+    this.ticker.unref();
+    this.tick();
+    // A single-brick volume is ready once its own lock is taken; a replicated one starts serving
+    // at once (its holder may be elsewhere, or elected once the other masters are up).
+    if (store.config.bricks.length === 1) await this.whenReady(this.env.clock.nowMs() + this.o['request-timeout-ms']);
   }
 
-  /** Takes the volume lock on the brick at an epoch above its promise, then starts a holder. */
-  private async acquire(): Promise<void> {
-    const child = this.children[0] as Translator;
-    const store = this.storage?.store;
-    assert(store !== undefined, 'replicate has its brick');
-    while (!this.stopping) {
-      this.lockAttempts++;
-      const epoch = asEpoch(store.promisedEpoch + 1);
-      const res = await child.call('lock', {}, { epoch, candidate: this.holderId });
-      if (res.granted) {
-        // With one brick the grant comes from the local brick: no time has passed since it arrived.
-        const holder = new Holder({
-          sclock: res.lastSclock + res.quietMs,
-          sessionTtlMinMs: Math.max(2_000, 4 * res.leaseMs),
-          epoch,
-          voters: [res.brickId],
-          local: res.brickId,
-          quorum: res.config.quorumCount,
-          last: res.last,
-          commitRev: res.commitRev,
-          compactRev: res.compactRev,
-          base: (this.storage as StorageTranslator).latestView,
-        });
-        this.holder = holder;
-        this.run(holder, holder.start(this.env.clock.nowMs()));
-        this.startTicking(holder);
-        return;
-      }
-      // Refused: an epoch was promised elsewhere, or a lease is running. Try again shortly.
-      await new Promise((r) => setTimeout(r, this.o['lock-retry-ms']));
+  /** Maps each protocol/client subvolume to the brick behind it, from the volfile options. */
+  private mapRemotes(volumeId: string, configBricks: readonly string[]): void {
+    const remotes = (this.o['remote-bricks'] ?? '').split(/[\s,]+/).filter((s) => s.length > 0);
+    const masters = (this.o['remote-masters'] ?? '').split(/[\s,]+/).filter((s) => s.length > 0);
+    const subs = this.children.slice(1);
+    if (remotes.length !== subs.length) {
+      throw coordError('volfile-invalid', `${this.name}: remote-bricks names ${remotes.length} bricks for ${subs.length} remote subvolumes`);
     }
+    if (masters.length !== 0 && masters.length !== subs.length) {
+      throw coordError('volfile-invalid', `${this.name}: remote-masters names ${masters.length} masters for ${subs.length} remote subvolumes`);
+    }
+    for (const [i, b] of remotes.entries()) {
+      if (!configBricks.includes(b)) throw coordError('volfile-invalid', `${this.name}: remote brick ${b} is not in the volume's config (${configBricks.join(' ')})`);
+      this.bricks.set(brickIdOf(volumeId as never, b), subs[i] as Translator);
+      const m = masters[i];
+      if (m !== undefined) this.masters.set(m, subs[i] as Translator);
+    }
+    const missing = configBricks.filter((b) => !this.bricks.has(brickIdOf(volumeId as never, b)));
+    if (missing.length > 0) throw coordError('volfile-invalid', `${this.name}: no subvolume reaches brick(s) ${missing.join(', ')} of the volume`);
   }
 
-  /** Carries out a holder's outputs. Stale outputs of a replaced holder are dropped. */
-  private run(holder: Holder, outputs: readonly HolderOutput[]): void {
+  private localBrick(storage: StorageTranslator, locks: LocksTranslator): LocalBrick {
+    const s = storage.store;
+    return {
+      brickId: s.identity.brickId,
+      get promisedEpoch() {
+        return s.promisedEpoch;
+      },
+      get last() {
+        return s.last;
+      },
+      get commitRev() {
+        return s.commitRev;
+      },
+      get compactRev() {
+        return s.compactRev;
+      },
+      get config() {
+        return s.config;
+      },
+      entry: (rev) => s.entry(rev),
+      latestView: () => storage.latestView(),
+      leaseLapsed: (now) => locks.leaseLapsed(now),
+    };
+  }
+
+  private tick(): void {
+    const m = this.master;
+    if (!m || this.stopping) return;
+    this.run(m.tick(this.env.clock.nowMs()));
+  }
+
+  /** Carries out the engine's outputs. */
+  private run(outputs: readonly MasterOutput[]): void {
     for (const o of outputs) {
       switch (o.kind) {
-        case 'append':
-          this.sendAppend(holder, o.to, o.msg);
+        case 'send':
+          this.send(o.to, o.reqId, o.req);
           break;
         case 'reply': {
           const w = this.waiters.get(o.id);
@@ -139,51 +198,95 @@ export class ReplicateTranslator extends Translator {
           else w.reject(o.outcome.error);
           break;
         }
+        case 'read': {
+          const w = this.readWaiters.get(o.id);
+          if (!w) break;
+          this.readWaiters.delete(o.id);
+          if (o.outcome.ok) w.resolve(o.outcome.readRev);
+          else w.reject(o.outcome.error);
+          break;
+        }
         case 'ready':
           for (const r of this.readyWaiters.splice(0)) r();
           break;
-        case 'read':
-          break; // this translator serves linearizable reads at the holder's commitRev (one brick)
         case 'stepped-down':
           this.lastStepDown = o.reason.message;
-          if (this.holder === holder) this.holder = undefined;
-          if (!this.stopping) void this.acquire().catch(() => undefined);
+          break;
+        case 'role':
           break;
         default:
-          unreachable(o, 'holder output');
+          unreachable(o, 'master output');
       }
     }
   }
 
-  private sendAppend(holder: Holder, to: string, msg: AppendMessage): void {
-    const child = this.children[0] as Translator;
-    const sentAt = this.env.clock.nowMs();
-    child.call('append', {}, { ...msg, sender: this.holderId }).then(
-      (res) => this.run(holder, holder.onAppendReply(to, res, sentAt, this.env.clock.nowMs(), msg.entries.length)),
-      (e: unknown) => this.run(holder, holder.onAppendFailure(to, isCoordError(e) ? e : coordError('internal', `append to ${to} failed: ${String(e)}`))),
-    );
+  /** A brick request, to the local brick or over the wire; an answer goes back to the engine. */
+  private send(to: string, reqId: number, req: BrickRequest): void {
+    const child = this.bricks.get(to);
+    assert(child !== undefined, `a subvolume reaches brick ${to}`);
+    const ctx: FopContext = { deadlineMs: this.env.clock.nowMs() + (this.locks as LocksTranslator).leaseDurationMs };
+    const answer = (reply: BrickReply): void => {
+      const m = this.master;
+      if (m && !this.stopping) this.run(m.onReply(to, reqId, reply, this.env.clock.nowMs()));
+    };
+    // A failed call is an unanswered request: the engine's timeouts decide what follows.
+    const ignore = (): void => undefined;
+    switch (req.t) {
+      case 'probe':
+        child.call('probe', ctx, req.args).then((res) => answer({ t: 'probe', res }), ignore);
+        break;
+      case 'lock':
+        child.call('lock', ctx, req.args).then((res) => answer({ t: 'lock', res }), ignore);
+        break;
+      case 'append':
+        child.call('append', ctx, req.args).then((res) => answer({ t: 'append', res }), ignore);
+        break;
+      case 'fetch':
+        child.call('fetch', ctx, req.args).then((res) => answer({ t: 'fetch', res }), ignore);
+        break;
+      default:
+        unreachable(req, 'brick request');
+    }
   }
 
-  /** One write through the holder. */
-  private async write(ctx: FopContext, op: WriteOp): Promise<WriteResult> {
-    const holder = await this.currentHolder(ctx);
+  /**
+   * Where a write or linearizable read goes: to this master's holder once it is ready, or to the
+   * master the brick's live lease names. While neither is known (an election), wait.
+   */
+  private async route(ctx: FopContext): Promise<{ kind: 'local'; holder: Holder } | { kind: 'forward'; to: Translator }> {
+    const deadline = ctx.deadlineMs ?? this.env.clock.nowMs() + this.o['request-timeout-ms'];
+    for (;;) {
+      if (this.stopping) throw coordError('closed', 'the volume is shutting down');
+      const h = this.master?.holder;
+      if (h?.isReady === true) return { kind: 'local', holder: h };
+      const now = this.env.clock.nowMs();
+      const named = h === undefined ? this.locks?.leaseHolder(now) : undefined;
+      const to = named !== undefined && named !== this.holderId ? this.masters.get(named) : undefined;
+      if (to) return { kind: 'forward', to };
+      if (now >= deadline) {
+        throw coordError('not-holder', `no master holds the volume lock${this.lastStepDown ? ` (${this.lastStepDown})` : ''}`);
+      }
+      await this.whenReady(Math.min(deadline, now + 20));
+    }
+  }
+
+  /** A write: through this master's holder, or forwarded to the holder. */
+  private async writeOr<F extends 'put' | 'delete' | 'txn' | 'compact' | 'sessionOpen' | 'keepalive' | 'sessionClose'>(
+    ctx: FopContext,
+    fop: F,
+    args: Parameters<Translator['call']>[2] & object,
+    op: WriteOp,
+  ): Promise<ResultOf[WriteTypeOf<F>]> {
+    const route = await this.route(ctx);
+    if (route.kind === 'forward') {
+      this.forwarded++;
+      return (route.to.call as (f: FopName, c: FopContext, a: unknown) => Promise<ResultOf[WriteTypeOf<F>]>)(fop, ctx, args);
+    }
     const id = this.nextId++;
     const p = new Promise<WriteResult>((resolve, reject) => this.waiters.set(id, { resolve, reject }));
-    this.run(holder, holder.propose(id, op, this.env.clock.nowMs()));
+    this.run((this.master as Master).propose(id, op, this.env.clock.nowMs(), false));
     this.scheduleFlush();
-    return p;
-  }
-
-  /** The session timer (DESIGN §5): runs while this holder is the current one. */
-  private startTicking(holder: Holder): void {
-    const timer = setInterval(() => {
-      if (this.holder !== holder || holder.isDown) {
-        clearInterval(timer);
-        return;
-      }
-      this.run(holder, holder.tick(this.env.clock.nowMs()));
-    }, sessionTickMs);
-    timer.unref();
+    return resultOf(WRITE_TYPES[fop] as WriteTypeOf<F>, await p);
   }
 
   /** Group commit: writes arriving in the same turn of the event loop share a batch. */
@@ -192,29 +295,50 @@ export class ReplicateTranslator extends Translator {
     this.flushScheduled = true;
     setImmediate(() => {
       this.flushScheduled = false;
-      const h = this.holder;
+      const h = this.master?.holder;
       if (!h) return;
-      this.run(h, h.flush(this.env.clock.nowMs()));
+      this.run(this.master?.flushHolder(this.env.clock.nowMs()) ?? []);
       if (h.queued > 0 && !h.isDown) this.scheduleFlush();
     });
   }
 
-  private async currentHolder(ctx: FopContext): Promise<Holder> {
-    await this.whenReady(ctx);
-    const h = this.holder;
-    if (!h) throw coordError('no-quorum', `no holder for the volume${this.lastStepDown ? `: ${this.lastStepDown}` : ''}`);
-    return h;
+  /**
+   * A linearizable read (DESIGN §4.6): the holder gives the read rev (its commitRev when the read
+   * arrives, once the lease or a quorum round confirms it), and the local brick serves it once it
+   * has applied that rev. Elsewhere the read is forwarded to the holder.
+   */
+  private async readPlan<A extends GetArgs | RangeArgs>(ctx: FopContext, a: A): Promise<{ to: Translator; args: A }> {
+    const route = await this.route(ctx);
+    if (route.kind === 'forward') {
+      this.forwarded++;
+      return { to: route.to, args: a };
+    }
+    const readRev = await this.readRev();
+    const brick = this.children[0] as Translator;
+    if (a.rev === undefined) return { to: brick, args: { ...a, rev: readRev, minRev: readRev } };
+    if (a.rev > readRev) throw coordError('future-rev', `rev ${a.rev} is above the current rev ${readRev}`, { rev: readRev });
+    return { to: brick, args: { ...a, minRev: readRev } };
   }
 
-  private whenReady(ctx: FopContext): Promise<void> {
+  private readRev(): Promise<Rev> {
+    const m = this.master as Master;
+    const h = m.holder;
+    // Fast path: the lease holds, the read rev is the commit point now.
+    if (h?.isReady === true && h.leaseHolds(this.env.clock.nowMs())) return Promise.resolve(h.commitRev);
+    const id = this.nextId++;
+    const p = new Promise<Rev>((resolve, reject) => this.readWaiters.set(id, { resolve, reject }));
+    this.run(m.read(id, this.env.clock.nowMs()));
+    return p;
+  }
+
+  private whenReady(deadlineMs: number): Promise<void> {
     if (this.stopping) return Promise.reject(coordError('closed', 'the volume is shutting down'));
-    if (this.holder?.isReady) return Promise.resolve();
-    const deadline = ctx.deadlineMs ?? this.env.clock.nowMs() + this.o['request-timeout-ms'];
-    return new Promise((resolve, reject) => {
+    if (this.master?.holder?.isReady === true) return Promise.resolve();
+    return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.readyWaiters = this.readyWaiters.filter((r) => r !== ok);
-        reject(coordError('timeout', `no holder became ready in time${this.lastStepDown ? ` (${this.lastStepDown})` : ''}`));
-      }, Math.max(0, deadline - this.env.clock.nowMs()));
+        resolve();
+      }, Math.max(0, deadlineMs - this.env.clock.nowMs()));
       const ok = (): void => {
         clearTimeout(timer);
         resolve();
@@ -223,29 +347,44 @@ export class ReplicateTranslator extends Translator {
     });
   }
 
-  /**
-   * Linearizable reads are served at readRev = the holder's commitRev when the read arrives
-   * (DESIGN §4.6; with one brick the holder's own durable append is the quorum). Serializable
-   * reads go to the brick as they are: it serves its committed state, waiting for minRev.
-   */
-  private async readArgs<A extends GetArgs | RangeArgs>(ctx: FopContext, a: A): Promise<A> {
-    if (a.consistency === 'serializable') return a;
-    return linearizable(await this.currentHolder(ctx), a);
-  }
-
-  private volumeStatus(brick: import('../fops.js').BrickStatus | undefined): VolumeStatus {
+  /** The volume as this master sees it; a non-holder asks the holder for the per-brick view. */
+  private async volumeStatus(ctx: FopContext, brick: BrickStatus | undefined): Promise<VolumeStatus> {
     const store = this.storage?.store;
     assert(store !== undefined, 'status of an initialised replicate');
-    const commitRev = this.holder?.commitRev ?? store.commitRev;
+    const m = this.master as Master;
+    const h = m.holder;
+    const now = this.env.clock.nowMs();
+    if (!h) {
+      const named = this.locks?.leaseHolder(now);
+      const to = named !== undefined ? this.masters.get(named) : undefined;
+      if (to) {
+        try {
+          const s = await to.call('status', ctx, {});
+          if (s.volume) return s.volume;
+        } catch (e) {
+          if (!isCoordError(e)) throw e;
+        }
+      }
+    }
+    const commitRev = h?.commitRev ?? store.commitRev;
+    const voters = h ? (h.stats().voters as Record<string, { matched: number }>) : {};
+    const bricks = [...this.bricks.keys()].map((id) => {
+      const isLocal = id === this.brickId;
+      const matched = voters[id]?.matched;
+      const base: BrickStatus = isLocal && brick ? brick : { brickId: id, path: '', lastEpoch: 0 as never, lastRev: (matched ?? 0) as Rev, commitRev: 0 as Rev, compactRev: 0 as Rev, promisedEpoch: 0 as never, keys: 0 };
+      const role: 'holder' | 'voter' = isLocal && h ? 'holder' : 'voter';
+      const lastRev = matched ?? base.lastRev;
+      return { ...base, lastRev: lastRev as Rev, role, lag: Math.max(0, commitRev - lastRev) };
+    });
     return {
       volumeId: store.identity.volumeId,
       volumeName: store.identity.volumeName,
-      epoch: this.holder?.epoch ?? store.promisedEpoch,
-      holder: this.holder ? this.holderId : '',
+      epoch: h?.epoch ?? store.promisedEpoch,
+      holder: h ? this.holderId : (this.locks?.leaseHolder(now) ?? ''),
       commitRev,
       compactRev: store.compactRev,
-      quorum: store.config.quorumCount,
-      bricks: brick ? [{ ...brick, role: this.holder ? 'holder' : 'voter', lag: Math.max(0, commitRev - brick.commitRev) }] : [],
+      quorum: quorumOf(store.config),
+      bricks,
     };
   }
 
@@ -253,21 +392,36 @@ export class ReplicateTranslator extends Translator {
     return {
       holderId: this.holderId,
       brickId: this.brickId,
-      holder: this.holder?.stats() ?? null,
+      master: this.master?.stats() ?? null,
       waitingWrites: this.waiters.size,
-      lockAttempts: this.lockAttempts,
+      waitingReads: this.readWaiters.size,
+      forwarded: this.forwarded,
       lastStepDown: this.lastStepDown ?? null,
     };
   }
 
   override async fini(): Promise<void> {
     this.stopping = true;
-    const h = this.holder;
-    if (h) this.run(h, h.stepDown(coordError('closed', 'the volume is shutting down')));
+    if (this.ticker) clearInterval(this.ticker);
+    const h = this.master?.holder;
+    if (h) this.run(this.master?.stepDown(coordError('closed', 'the volume is shutting down'), this.env.clock.nowMs()) ?? []);
     for (const r of this.readyWaiters.splice(0)) r();
+    for (const [, w] of this.readWaiters) w.reject(coordError('closed', 'the volume is shutting down'));
+    this.readWaiters.clear();
     await super.fini();
   }
 }
+
+const WRITE_TYPES = {
+  put: 'put',
+  delete: 'delete',
+  txn: 'txn',
+  compact: 'compact',
+  sessionOpen: 'session-open',
+  keepalive: 'keepalive',
+  sessionClose: 'session-close',
+} as const;
+type WriteTypeOf<F extends keyof typeof WRITE_TYPES> = (typeof WRITE_TYPES)[F];
 
 /** The result of a write of type `type` (the holder answers each op with its own type). */
 type ResultOf = { [W in WriteResult as W['type']]: W['result'] };
@@ -276,19 +430,9 @@ function resultOf<T extends keyof ResultOf>(type: T, r: WriteResult): ResultOf[T
   return r.result as ResultOf[T];
 }
 
-/** A linearizable read's args: at readRev = the holder's commitRev when the read arrives. */
-function linearizable<A extends GetArgs | RangeArgs>(holder: Holder, a: A): A {
-  const readRev: Rev = holder.commitRev;
-  if (a.rev !== undefined) {
-    if (a.rev > readRev) throw coordError('future-rev', `rev ${a.rev} is above the current rev ${readRev}`, { rev: readRev });
-    return a;
-  }
-  return { ...a, rev: readRev };
-}
-
 export const replicateClass: TranslatorClass = {
   type: 'cluster/replicate',
   options,
-  subvolumes: { min: 1, max: 1 },
+  subvolumes: { min: 1, max: 7 },
   create: (spec) => new ReplicateTranslator(spec),
 };

@@ -95,6 +95,21 @@ export class LocksTranslator extends Translator {
     await super.init();
   }
 
+  /** The brick's lease: the local master stands for election only once it has lapsed (DESIGN §4.2). */
+  leaseLapsed(nowMs: number): boolean {
+    return this.brick.leaseLapsed(nowMs);
+  }
+
+  /** The holder the brick's live lease record names, if any (whom a non-holder forwards to). */
+  leaseHolder(nowMs: number): string | undefined {
+    const l = this.acceptor?.lease;
+    return l !== undefined && l.holder !== undefined && nowMs < l.deadlineMs ? l.holder : undefined;
+  }
+
+  get leaseDurationMs(): number {
+    return this.leaseMs;
+  }
+
   // Handlers are async so that an acceptor assertion (a malformed message) rejects the call
   // rather than throwing out of it.
   private get brick(): BrickAcceptor {
