@@ -13,7 +13,7 @@ const VOLUME_ID_CHARS_MAX = 256;
 const OP_CHARS_MAX = 64;
 const MESSAGE_CHARS_MAX = 64 * 1024;
 
-/** The fops a client may send; brick fops (lock, append) are not served to clients. */
+/** The fops a client may send (brick fops are listed apart: BRICK_FOPS). */
 export const CLIENT_FOPS = ['get', 'range', 'put', 'delete', 'txn', 'compact', 'status', 'statedump', 'profile', 'sessionOpen', 'keepalive', 'sessionClose', 'sessions'] as const satisfies readonly FopName[];
 export type ClientFop = (typeof CLIENT_FOPS)[number];
 /**
@@ -24,6 +24,20 @@ export const READ_FOPS: ReadonlySet<ClientFop> = new Set(['get', 'range', 'statu
 
 const CLIENT_FOP_SET: ReadonlySet<string> = new Set(CLIENT_FOPS);
 export const isClientFop = (op: string): op is ClientFop => CLIENT_FOP_SET.has(op);
+
+/**
+ * The brick fops (DESIGN §4): a master's replicate translator drives a remote brick with them,
+ * through protocol/client to that master's protocol/server. Their args are checked strictly
+ * (replication/validate-brick.ts). Unlike client fops they never wait for a connection and are
+ * never sent again: the replication engine has its own timeouts and retransmission.
+ */
+export const BRICK_FOPS = ['probe', 'lock', 'append', 'fetch'] as const satisfies readonly FopName[];
+export type BrickFop = (typeof BRICK_FOPS)[number];
+const BRICK_FOP_SET: ReadonlySet<string> = new Set(BRICK_FOPS);
+export const isBrickFop = (op: string): op is BrickFop => BRICK_FOP_SET.has(op);
+
+/** Every fop a server accepts as a plain request (watch streams aside). */
+export type WireFop = ClientFop | BrickFop;
 
 export interface WireError {
   readonly code: ErrorCode;
@@ -56,7 +70,7 @@ export interface WelcomeMessage {
 export interface RequestMessage {
   readonly type: 'request';
   readonly id: number;
-  /** A string, not a ClientFop: an unknown op is answered (invalid-argument), not a protocol error. */
+  /** A string, not a WireFop: an unknown op is answered (invalid-argument), not a protocol error. */
   readonly op: string;
   readonly args: unknown;
   /** The caller's time left; the server's deadline for the fop. */

@@ -10,6 +10,21 @@
 //    in a later issue: see RETRY_HOOK below.)
 // Requests made while there is no connection wait for one until their deadline (ctx.deadlineMs,
 // else request-timeout-ms), then fail `unavailable`.
+//
+// `not-holder` (the server's master does not hold the volume lock; nothing was applied): with
+// more than one server listed, the connection moves to the next server — or to the holder the
+// error names, if listed — and the request goes out again there, writes included, until its
+// deadline; then it fails with that last error. The first move goes at once; while no server
+// answers as holder (an election) later ones pause about 50, 100, then 200 ms. Requests still
+// in flight on the old connection are answered there: it closes once they are (no write is made
+// indeterminate by a move). With one server, not-holder is the caller's answer.
+//
+// Brick fops (probe, lock, append, fetch: a remote master's replicate translator driving this
+// server's brick) neither wait nor go out twice: with no open connection they fail `unavailable`
+// at once, in flight on a connection that breaks `unavailable`, past their deadline `timeout`.
+// The replication engine has its own timeouts and retransmission, and a stale brick request
+// must not arrive late. Their results are rebuilt in their declared types
+// (replication/validate-brick.ts).
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { connect as tcpConnect, type Socket } from 'node:net';
@@ -20,9 +35,10 @@ import { coordError, type CoordError } from '../../src/common/errors.js';
 import { clientPendingRequestsMax, connectionRequestsMax, watchBacklogBytesMax } from '../../src/common/limits.js';
 import type { Random } from '../../src/common/random.js';
 import {
-  CLIENT_FOPS, Connection, formatAddress, fromWireError, NONCE_BYTES, parseAddressList, READ_FOPS,
-  type Address, type AppMessage, type ClientFop,
+  BRICK_FOPS, CLIENT_FOPS, Connection, formatAddress, fromWireError, NONCE_BYTES, parseAddress, parseAddressList, READ_FOPS,
+  type Address, type AppMessage, type BrickFop, type ClientFop, type WireFop,
 } from '../../src/wire/index.js';
+import { decodeAppendResult, decodeFetchResult, decodeLockResult, decodeProbeResult } from '../../replication/validate-brick.js';
 import type { FopArgs, FopContext, FopResult, TranslatorDump } from '../fops.js';
 import type { OptionSchema, OptionValues } from '../options.js';
 import { Translator, type TranslatorClass, type TranslatorSpec } from '../translator.js';
@@ -58,16 +74,51 @@ export interface ProtocolClientDeps {
 
 /** A request waiting for a connection, or in flight on one. */
 interface Pending {
-  readonly op: ClientFop;
+  readonly op: WireFop;
   readonly args: unknown;
   readonly deadlineMs: number;
   readonly resolve: (r: unknown) => void;
   readonly reject: (e: CoordError) => void;
+  /** Creation order: a request sent again goes back among the waiting in this order. */
+  readonly seq: number;
+  /** A brick fop: never waits, never goes out twice. */
+  readonly brick: boolean;
   timer: NodeJS.Timeout | undefined;
   /** Request id while in flight. */
   id: number | undefined;
+  /** The connection it is in flight on. */
+  link: Link | undefined;
+  /** The refusal it got last (not-holder), which it fails with if its deadline passes before another answer. */
+  lastError: CoordError | undefined;
   /** Answered, failed or expired: skipped where it still sits in the queue. */
   done: boolean;
+}
+
+const isRead = (op: WireFop): boolean => READ_FOPS.has(op as ClientFop);
+
+/** Ops whose success proves the server's master holds the lock (a serializable read does not). */
+const HOLDER_FOPS: ReadonlySet<WireFop> = new Set(['put', 'delete', 'txn', 'compact', 'sessionOpen', 'keepalive', 'sessionClose']);
+function answeredByHolder(p: Pending): boolean {
+  if (HOLDER_FOPS.has(p.op)) return true;
+  if (p.op !== 'get' && p.op !== 'range') return false;
+  return (p.args as { consistency?: unknown } | undefined)?.consistency !== 'serializable';
+}
+
+/** Pauses between not-holder moves once a move found no holder: doubling, jittered to [¾, 1]. */
+const NOT_HOLDER_PAUSE_MIN_MS = 50;
+const NOT_HOLDER_PAUSE_MAX_MS = 200;
+
+function decodeBrickResult(op: BrickFop, r: unknown): unknown {
+  switch (op) {
+    case 'probe':
+      return decodeProbeResult(r);
+    case 'lock':
+      return decodeLockResult(r);
+    case 'append':
+      return decodeAppendResult(r);
+    case 'fetch':
+      return decodeFetchResult(r);
+  }
 }
 
 /**
@@ -90,6 +141,14 @@ class WaitQueue {
     this.items = [...ps, ...this.items.slice(this.head)];
     this.head = 0;
     this.live += ps.length;
+  }
+
+  /** Puts a request back in creation order among those waiting (to be sent again). */
+  requeue(p: Pending): void {
+    let at = this.head;
+    while (at < this.items.length && (this.items[at] as Pending).seq < p.seq) at++;
+    this.items.splice(at, 0, p);
+    this.live++;
   }
 
   /** The oldest request not done, or undefined. */
@@ -135,6 +194,19 @@ export class ProtocolClientTranslator extends Translator implements LinkHandler 
   /** The connection being made or in use; `open` once its handshake is done. */
   private link: Link | undefined;
   private open = false;
+
+  /** A connection is open now: a request sent would leave at once (cluster/replicate forwards only then). */
+  get connected(): boolean {
+    return this.open && this.link !== undefined;
+  }
+  /** The server of `link`: an index into `servers`. */
+  private currentServer = 0;
+  /** Connections left after a not-holder move, with their requests still in flight; each closes when they are answered. */
+  private readonly draining = new Map<Link, number>();
+  /** not-holder moves since a server last answered as holder. */
+  private notHolderStreak = 0;
+  /** A move in this streak went straight to the holder an error named. */
+  private hintTaken = false;
   /** The volume of the first server that let us in: later servers must serve the same. */
   private volumeIdV: string | undefined;
   private nextServer = 0;
@@ -147,8 +219,9 @@ export class ProtocolClientTranslator extends Translator implements LinkHandler 
   private readonly waiting = new WaitQueue();
   private readonly inFlight = new Map<number, Pending>();
   private nextId = 1;
+  private nextSeq = 1;
   private openWaiters: { resolve: () => void; reject: (e: CoordError) => void }[] = [];
-  private readonly stats = { connects: 0, opens: 0, requests: 0, retried: 0, indeterminate: 0 };
+  private readonly stats = { connects: 0, opens: 0, requests: 0, retried: 0, indeterminate: 0, brickRequests: 0, notHolderMoves: 0, notHolderRetries: 0 };
   private readonly watches: RemoteWatches;
 
   constructor(spec: TranslatorSpec, private readonly deps: ProtocolClientDeps = {}) {
@@ -159,6 +232,7 @@ export class ProtocolClientTranslator extends Translator implements LinkHandler 
     this.servers = parseAddressList(remote, `volume ${this.name}: option remote`, 'volfile-invalid');
     this.random = deps.random ?? Math.random;
     for (const op of CLIENT_FOPS) this.handlers[op] = ((ctx: FopContext, args: FopArgs<typeof op>) => this.request(op, ctx, args)) as never;
+    for (const op of BRICK_FOPS) this.handlers[op] = ((ctx: FopContext, args: FopArgs<typeof op>) => this.brickRequest(op, ctx, args)) as never;
     this.handlers.statedump = async (ctx) => {
       const own: TranslatorDump = { name: this.name, type: this.type, state: this.dump() };
       return [own, ...(await this.request('statedump', ctx, {}))];
@@ -235,8 +309,7 @@ export class ProtocolClientTranslator extends Translator implements LinkHandler 
     this.stats.requests++;
     const deadlineMs = ctx.deadlineMs ?? this.env.clock.nowMs() + this.o['request-timeout-ms'];
     return new Promise<FopResult<F>>((resolve, reject) => {
-      const p: Pending = { op, args, deadlineMs, resolve: resolve as (r: unknown) => void, reject, timer: undefined, id: undefined, done: false };
-      p.timer = setTimeout(() => this.expire(p), Math.max(0, deadlineMs - this.env.clock.nowMs()));
+      const p = this.pending(op, args, deadlineMs, resolve as (r: unknown) => void, reject, false);
       if (this.open && this.waiting.live === 0 && this.inFlight.size < connectionRequestsMax) return this.send(p);
       if (this.waiting.live >= clientPendingRequestsMax) {
         return this.settle(p, this.unavailable(`${this.waiting.live} requests are already waiting`));
@@ -245,11 +318,30 @@ export class ProtocolClientTranslator extends Translator implements LinkHandler 
     });
   }
 
+  /** A brick fop: sent now on the open connection, or failed now; never sent again. */
+  private brickRequest<F extends BrickFop>(op: F, ctx: FopContext, args: FopArgs<F>): Promise<FopResult<F>> {
+    if (this.stopping) return Promise.reject(coordError('closed', `${this.name} is closed`));
+    this.stats.brickRequests++;
+    if (!this.open) return Promise.reject(this.unavailable(`no open connection for ${op}`));
+    const deadlineMs = ctx.deadlineMs ?? this.env.clock.nowMs() + this.o['request-timeout-ms'];
+    // Past the server's connection cap too: brick fops are few (a heartbeat per lease/3, a
+    // couple of batches), and one that waited for a slot would arrive late.
+    return new Promise<unknown>((resolve, reject) => this.send(this.pending(op, args, deadlineMs, resolve, reject, true)))
+      .then((r) => decodeBrickResult(op, r) as FopResult<F>);
+  }
+
+  private pending(op: WireFop, args: unknown, deadlineMs: number, resolve: (r: unknown) => void, reject: (e: CoordError) => void, brick: boolean): Pending {
+    const p: Pending = { op, args, deadlineMs, resolve, reject, seq: this.nextSeq++, brick, timer: undefined, id: undefined, link: undefined, lastError: undefined, done: false };
+    p.timer = setTimeout(() => this.expire(p), Math.max(0, deadlineMs - this.env.clock.nowMs()));
+    return p;
+  }
+
   private send(p: Pending): void {
     const link = this.link;
     assert(this.open && link !== undefined, 'send on an open connection');
     const id = this.nextId++;
     p.id = id;
+    p.link = link;
     this.inFlight.set(id, p);
     const timeoutMs = Math.max(1, Math.ceil(p.deadlineMs - this.env.clock.nowMs()));
     try {
@@ -257,24 +349,33 @@ export class ProtocolClientTranslator extends Translator implements LinkHandler 
     } catch (e) {
       // Not encodable, or over the message cap: nothing was sent.
       this.inFlight.delete(id);
+      p.id = undefined;
+      p.link = undefined;
       this.settle(p, e as CoordError);
     }
   }
 
-  /** The deadline passed: waiting → unavailable; in flight → timeout (a read) or indeterminate (a write). */
+  /**
+   * The deadline passed: waiting → its last refusal (not-holder), else unavailable; in flight →
+   * timeout (a read or brick fop) or indeterminate (a write).
+   */
   private expire(p: Pending): void {
     p.timer = undefined;
     if (p.id !== undefined) {
+      const link = p.link;
       this.inFlight.delete(p.id);
-      if (READ_FOPS.has(p.op)) this.settle(p, coordError('timeout', `no answer to ${p.op} by its deadline`));
+      p.id = undefined;
+      p.link = undefined;
+      if (p.brick || isRead(p.op)) this.settle(p, coordError('timeout', `no answer to ${p.op} by its deadline`));
       else {
         this.stats.indeterminate++;
         this.settle(p, coordError('indeterminate', `no answer to ${p.op} by its deadline: it may or may not have been applied`));
       }
+      this.answeredOn(link);
       return this.pump();
     }
     this.waiting.removed();
-    this.settle(p, this.open ? coordError('timeout', `${p.op} waited for a slot among ${connectionRequestsMax} in flight past its deadline`) : this.unavailable(`no connection for ${p.op} by its deadline`));
+    this.settle(p, p.lastError ?? (this.open ? coordError('timeout', `${p.op} waited for a slot among ${connectionRequestsMax} in flight past its deadline`) : this.unavailable(`no connection for ${p.op} by its deadline`)));
   }
 
   /** Sends waiting requests while the connection is open and has room. */
@@ -305,8 +406,9 @@ export class ProtocolClientTranslator extends Translator implements LinkHandler 
   private connectNext(): void {
     this.reconnectTimer = undefined;
     if (this.stopping) return;
-    const addr = this.servers[this.nextServer % this.servers.length] as Address;
-    this.nextServer++;
+    this.currentServer = this.nextServer % this.servers.length;
+    const addr = this.servers[this.currentServer] as Address;
+    this.nextServer = (this.currentServer + 1) % this.servers.length;
     this.stats.connects++;
     const peer = formatAddress(addr);
     const conn = new Connection({
@@ -352,25 +454,104 @@ export class ProtocolClientTranslator extends Translator implements LinkHandler 
   }
 
   deliver(link: Link, msg: AppMessage): void {
-    if (link !== this.link) return;
     if (msg.type === 'push') {
-      this.pushHandlers.get(msg.stream)?.(msg.body);
+      // A connection left behind by a move: its streams ended when it was left.
+      if (link === this.link) this.pushHandlers.get(msg.stream)?.(msg.body);
       return;
     }
     if (msg.type !== 'response') return;
     const p = this.inFlight.get(msg.id);
-    if (!p) return; // answered after its deadline: the caller has its error already
+    if (!p || p.link !== link) return; // answered after its deadline: the caller has its error already
     this.inFlight.delete(msg.id);
-    this.settle(p, msg.ok ? { ok: msg.result } : fromWireError(msg.error));
+    p.id = undefined;
+    p.link = undefined;
+    // Before a move below: the connection it leaves counts only the requests still in flight.
+    this.answeredOn(link);
+    if (!msg.ok && msg.error.code === 'not-holder' && !p.brick && this.servers.length > 1 && !this.stopping) {
+      this.notHolder(link, p, fromWireError(msg.error));
+    } else {
+      if (msg.ok && link === this.link && answeredByHolder(p)) {
+        this.notHolderStreak = 0;
+        this.hintTaken = false;
+      }
+      this.settle(p, msg.ok ? { ok: msg.result } : fromWireError(msg.error));
+    }
     if (this.waiting.live > 0) this.pump();
   }
 
+  /**
+   * `p` was refused not-holder on `link`: nothing was applied. It waits to go out again, and the
+   * connection moves to another server (unless it has already moved away from `link`).
+   */
+  private notHolder(link: Link, p: Pending, err: CoordError): void {
+    p.lastError = err;
+    this.stats.notHolderRetries++;
+    this.waiting.requeue(p);
+    if (link === this.link && this.open) this.moveFrom(link, err);
+  }
+
+  /**
+   * Leaves `link` for the server `err` names as holder (when listed), else the next one. Requests
+   * in flight on `link` are answered there; it closes once they are. Its watch streams end now
+   * (the library starts them again on the new connection).
+   */
+  private moveFrom(link: Link, err: CoordError): void {
+    this.stats.notHolderMoves++;
+    this.notHolderStreak++;
+    const hinted = this.hintedServer(err);
+    let pauseMs = 0;
+    if (hinted !== undefined && !this.hintTaken) this.hintTaken = true;
+    else if (this.notHolderStreak > 1) {
+      const base = Math.min(NOT_HOLDER_PAUSE_MAX_MS, NOT_HOLDER_PAUSE_MIN_MS * 2 ** Math.min(this.notHolderStreak - 2, 30));
+      pauseMs = Math.round(base * (0.75 + this.random() / 4));
+    }
+    this.nextServer = hinted ?? (this.currentServer + 1) % this.servers.length;
+    this.link = undefined;
+    this.open = false;
+    let left = 0;
+    for (const q of this.inFlight.values()) if (q.link === link) left++;
+    if (left > 0) this.draining.set(link, left);
+    else link.close(coordError('closed', `moved to another server: ${err.message}`));
+    this.watches.connectionLost(coordError('unavailable', `moved from ${link.peer}, whose master does not hold the volume lock`));
+    this.reconnectTimer = setTimeout(() => this.connectNext(), pauseMs);
+  }
+
+  /** The listed server a not-holder error names as holder (not the current one), if any. */
+  private hintedServer(err: CoordError): number | undefined {
+    const h = err.details['holder'];
+    if (typeof h !== 'string') return undefined;
+    let want: string;
+    try {
+      want = formatAddress(parseAddress(h, 'holder'));
+    } catch {
+      return undefined;
+    }
+    const i = this.servers.findIndex((a) => formatAddress(a) === want);
+    return i < 0 || i === this.currentServer ? undefined : i;
+  }
+
+  /** A request in flight on `link` was settled: a connection left by a move closes after its last. */
+  private answeredOn(link: Link | undefined): void {
+    if (link === undefined) return;
+    const left = this.draining.get(link);
+    if (left === undefined) return;
+    if (left > 1) return void this.draining.set(link, left - 1);
+    this.draining.delete(link);
+    link.close(coordError('closed', 'moved to another server'));
+  }
+
   closed(link: Link, why: CoordError): void {
-    if (link !== this.link) return;
+    if (link !== this.link) {
+      // A connection left by a move: what was still in flight on it is handled as on any break.
+      this.draining.delete(link);
+      this.failInFlight(link, why);
+      if (this.waiting.live > 0) this.pump();
+      return;
+    }
     const wasOpen = this.open;
     this.link = undefined;
     this.open = false;
-    this.failWrites(why);
+    this.failInFlight(link, why);
     if (this.stopping) this.watches.close(why);
     else this.watches.connectionLost(why);
     if (this.stopping) return;
@@ -385,14 +566,22 @@ export class ProtocolClientTranslator extends Translator implements LinkHandler 
 
   /**
    * In-flight requests of a broken connection: reads go back to wait for the next one, writes
-   * fail indeterminate. RETRY_HOOK: with sessions, a write carries (clientId, seq) and is sent
-   * again like a read; the holder answers a duplicate with its stored result.
+   * fail indeterminate, brick fops unavailable. RETRY_HOOK: with sessions, a write carries
+   * (clientId, seq) and is sent again like a read; the holder answers a duplicate with its
+   * stored result.
    */
-  private failWrites(why: CoordError): void {
+  private failInFlight(link: Link, why: CoordError): void {
     const retry: Pending[] = [];
-    for (const p of this.inFlight.values()) {
+    for (const [id, p] of this.inFlight) {
+      if (p.link !== link) continue;
+      this.inFlight.delete(id);
       p.id = undefined;
-      if (READ_FOPS.has(p.op)) {
+      p.link = undefined;
+      if (p.brick) {
+        this.settle(p, this.stopping
+          ? coordError('closed', `${this.name} is closed`)
+          : coordError('unavailable', `the connection to ${link.peer} broke before ${p.op} was answered (${why.code}: ${why.message})`, { lastError: why.code }));
+      } else if (isRead(p.op)) {
         retry.push(p);
         this.stats.retried++;
       } else {
@@ -400,7 +589,6 @@ export class ProtocolClientTranslator extends Translator implements LinkHandler 
         this.settle(p, coordError('indeterminate', `the connection broke before ${p.op} was answered (${why.code}: ${why.message}): it may or may not have been applied`));
       }
     }
-    this.inFlight.clear();
     this.waiting.unshift(retry);
   }
 
@@ -427,6 +615,8 @@ export class ProtocolClientTranslator extends Translator implements LinkHandler 
       volumeId: this.volumeIdV ?? null,
       waiting: this.waiting.live,
       inFlight: this.inFlight.size,
+      draining: this.draining.size,
+      notHolderStreak: this.notHolderStreak,
       failures: this.failures,
       lastError: this.recentErrors.at(-1)?.message ?? null,
       ...this.stats,
@@ -438,16 +628,16 @@ export class ProtocolClientTranslator extends Translator implements LinkHandler 
     this.stopping = true;
     if (this.reconnectTimer !== undefined) clearTimeout(this.reconnectTimer);
     const bye = coordError('closed', `${this.name} is closed`);
-    const link = this.link;
-    // Closing the link fails its in-flight writes indeterminate and queues its reads, which,
+    const links = [...(this.link ? [this.link] : []), ...this.draining.keys()];
+    // Closing a link fails its in-flight writes indeterminate and queues its reads, which,
     // with everything else still waiting, are refused below.
-    link?.close(bye);
+    for (const link of links) link.close(bye);
     for (const w of this.openWaiters.splice(0)) w.reject(bye);
     for (const p of this.waiting.drain()) this.settle(p, bye);
     this.watches.close(bye);
-    if (link) {
-      await Promise.race([link.socketClosed, new Promise((r) => setTimeout(r, 1_000).unref())]);
-      link.destroy();
+    if (links.length > 0) {
+      await Promise.race([Promise.all(links.map((l) => l.socketClosed)), new Promise((r) => setTimeout(r, 1_000).unref())]);
+      for (const link of links) link.destroy();
     }
     await super.fini();
   }

@@ -1,13 +1,15 @@
 // A request off the wire, made into a fop call (STYLE §4: filter untrusted input first). Its
-// args pass replication/validate's checks, and are then copied field by field, so what winds
-// into the graph has exactly the fields a fop takes and nothing a peer slipped in beside them.
+// args pass replication/validate's checks (a brick fop's: replication/validate-brick's), and are
+// then copied field by field, so what winds into the graph has exactly the fields a fop takes
+// and nothing a peer slipped in beside them.
 import { coordError } from '../../src/common/errors.js';
-import { isClientFop, type ClientFop } from '../../src/wire/index.js';
+import { isBrickFop, isClientFop, type BrickFop, type WireFop } from '../../src/wire/index.js';
 import {
   checkCompactArgs, checkDeleteArgs, checkGetArgs, checkPutArgs, checkRangeArgs, checkSessionIdArgs, checkSessionOpenArgs,
   checkTxnArgs,
 } from '../../replication/validate.js';
-import type { Compare, FopArgs, TxnOp } from '../fops.js';
+import { checkAppendArgs, checkFetchArgs, checkLockArgs, checkProbeArgs, copyEntry } from '../../replication/validate-brick.js';
+import type { AppendArgs, Compare, FopArgs, TxnOp } from '../fops.js';
 import { checkWireUnwatch, checkWireWatch } from '../features/watch-args.js';
 import type { StreamOp, StreamRequest } from '../features/watch-streams.js';
 
@@ -38,13 +40,34 @@ function txnOp(o: TxnOp): TxnOp {
   }
 }
 
-export interface CheckedRequest<F extends ClientFop = ClientFop> {
-  readonly op: F;
-  readonly args: FopArgs<F>;
+export type CheckedRequest<F extends WireFop = WireFop> = { [G in F]: { readonly op: G; readonly args: FopArgs<G> } }[F];
+
+/**
+ * A brick fop from another master's replicate translator (DESIGN §4), checked strictly
+ * (replication/validate-brick.ts); an append's entries are copied entry by entry, effect by effect.
+ */
+function checkBrickRequest(op: BrickFop, args: unknown): CheckedRequest<BrickFop> {
+  switch (op) {
+    case 'probe':
+      checkProbeArgs(args);
+      return { op, args: pick(args, ['epoch', 'candidate']) };
+    case 'lock':
+      checkLockArgs(args);
+      return { op, args: pick(args, ['epoch', 'candidate']) };
+    case 'append': {
+      checkAppendArgs(args);
+      const head = pick<Omit<AppendArgs, 'entries'>>(args, ['epoch', 'prevEpoch', 'prevRev', 'commitRev', 'sender']);
+      return { op, args: { ...head, entries: args.entries.map(copyEntry) } };
+    }
+    case 'fetch':
+      checkFetchArgs(args);
+      return { op, args: pick(args, ['epoch', 'from', 'maxEntries']) };
+  }
 }
 
 /** Checks a request's op and args; throws a typed error (invalid-argument, key-too-large, …). */
 export function checkRequest(op: string, args: unknown): CheckedRequest {
+  if (isBrickFop(op)) return checkBrickRequest(op, args);
   if (!isClientFop(op)) throw coordError('invalid-argument', `unknown op ${JSON.stringify(op)}`);
   switch (op) {
     case 'get':
