@@ -155,8 +155,18 @@ function evalSessionOpen(view: StateView, a: SessionOpenArgs, rev: Rev, b: EvalB
     const id = asSessionId(decodeNumber(retried.value));
     const rec = view.get(sessionKey(id));
     if (rec) {
-      const s = decodeSession(rec.value);
-      return { effects: [], outcome: { ok: true, result: { type: 'session-open', result: { rev: asRev(id), id, ttlMs: s.ttlMs } } } };
+      // A retried open is a keepalive of the session it made (the holder takes a new deadline
+      // from it): an idle session is marked active again in an entry, and the answer waits for
+      // that entry to commit, as for a keepalive (DESIGN §5). Acked without it, a failover would
+      // take the old idleUntil from the log and could end the session while its client holds the
+      // answer (test/sim: without this, seed 12 fails session-early-end).
+      const s = effectiveSession(view, rec);
+      const effects: Effect[] = [];
+      if (s.mode === 'idle') {
+        const { idleUntil: _, ...rest } = s;
+        effects.push(reservedPut(view, sessionKey(id), encodeSession({ ...rest, mode: 'active' }), rev));
+      }
+      return { effects, outcome: { ok: true, result: { type: 'session-open', result: { rev: asRev(id), id, ttlMs: s.ttlMs } } } };
     }
   }
   const id = asSessionId(rev);
