@@ -6,7 +6,7 @@
 import { assert, AssertionError } from '../src/common/assert.js';
 import { coordError, type CoordError } from '../src/common/errors.js';
 import { asEpoch, asRev, NO_SESSION, type Epoch, type Rev } from '../src/common/ids.js';
-import { batchesInFlightMax, batchOpsMax, pendingOpsMax } from '../src/common/limits.js';
+import { appendBytesMax, batchesInFlightMax, batchOpsMax, pendingOpsMax } from '../src/common/limits.js';
 import type { Entry, LogPosition } from '../store/types.js';
 import { evaluate } from './evaluate.js';
 import type { SessionInfo, SessionMark, WriteOp, WriteResult } from './ops.js';
@@ -18,7 +18,7 @@ import { WorkingState } from './working-state.js';
 export type Outcome = { readonly ok: true; readonly result: WriteResult } | { readonly ok: false; readonly error: CoordError };
 
 export type { AppendMessage } from './messages.js';
-import type { AppendMessage, AppendResult } from './messages.js';
+import { entryBytes, type AppendMessage, type AppendResult } from './messages.js';
 
 export type HolderOutput =
   | { readonly kind: 'append'; readonly to: string; readonly msg: AppendMessage }
@@ -75,6 +75,12 @@ export interface HolderBugs {
   readonly countHealedEntries?: boolean;
   /** Serve lease reads before the epoch-start entry has committed. */
   readonly leaseReadBeforeStart?: boolean;
+  /** A new holder expires every session in the log at once (instead of turning active ones idle with a full ttl). */
+  readonly expireSessionsAtFailover?: boolean;
+  /** The epoch start gives every session, idle ones included, a fresh idleUntil := sclock + ttl. */
+  readonly fullTtlAtFailover?: boolean;
+  /** Ack a keepalive of an idle session (under the lease) before the entry marking it active has committed. */
+  readonly ackKeepaliveOnUncommittedMark?: boolean;
 }
 
 interface VoterState {
@@ -91,6 +97,11 @@ interface VoterState {
   progressAt: number;
   /** It promised a higher epoch: it no longer counts toward commit or lease. */
   fenced: boolean;
+  /**
+   * It needs entries the local log no longer holds: only a snapshot heal (DESIGN §4.8) can bring
+   * it back. It still gets heartbeats (its acks count toward the lease, not toward commit).
+   */
+  needsSnapshot: boolean;
 }
 
 /**
@@ -160,6 +171,8 @@ export class Holder {
   private readonly bugs: HolderBugs;
   private readonly appendMaxEntries: number;
   private readonly pendingReads: PendingRead[] = [];
+  /** Replies the ackKeepaliveOnUncommittedMark bug sends from flush without waiting. */
+  private readonly early: HolderOutput[] = [];
   /** The highest epoch a brick fenced this holder with (the next lock goes above it). */
   fencedBy = 0;
   /** The last entry of the log the holder took over (the heal's end): named by heartbeats before anything new is acked. */
@@ -185,6 +198,7 @@ export class Holder {
         lastSendAt: Number.NEGATIVE_INFINITY,
         progressAt: 0,
         fenced: false,
+        needsSnapshot: false,
       });
     }
     this.leaseMs = init.leaseMs ?? 500;
@@ -206,7 +220,7 @@ export class Holder {
     }
     this.sclockStart = init.sclock;
     this.sessionTtlMinMs = init.sessionTtlMinMs;
-    this.sessions = new SessionTable();
+    this.sessions = new SessionTable(this.bugs);
   }
 
   /** The session clock now (DESIGN §5). */
@@ -251,7 +265,7 @@ export class Holder {
     this.startRev = e.rev;
     this.ws.apply(e);
     this.appendLocal([e]);
-    this.sessions.load(this.ws);
+    this.sessions.load(this.ws, this.sclockStart);
     return this.sendAll();
   }
 
@@ -296,7 +310,7 @@ export class Holder {
       // Heartbeat answers do not count: a voter can ack heartbeats while every append to it is lost.
       if ((v.sent.rev > v.matched || v.inFlight > 0) && nowMs - v.progressAt >= this.retransmitMs) {
         v.inFlight = 0;
-        v.sent = this.positionAt(v.matched);
+        this.resendFrom(v, v.matched);
       }
       if (v.inFlight === 0 && v.sent.rev < this.last.rev) out.push(...this.sendTo(to, v, nowMs));
       else if (nowMs - v.lastSendAt >= this.leaseMs / 3) out.push(this.heartbeat(to, v, nowMs));
@@ -305,18 +319,26 @@ export class Holder {
   }
 
   private heartbeat(to: string, v: VoterState, nowMs: number): HolderOutput {
-    const prev = this.positionAt(v.matched);
+    // At the voter's matched position; if the local log no longer holds it, at the commit point
+    // (a mismatch answer still renews the voter's lease record and tells where it is).
+    const prev = this.knownAt(v.matched) ?? this.knownAt(this.commitRevV) ?? this.healedLast;
     v.lastSendAt = nowMs;
     return { kind: 'append', to, msg: { epoch: this.epoch, prevEpoch: prev.epoch, prevRev: prev.rev, entries: [], commitRev: this.commitFor(to) } };
   }
 
-  /** (epoch, rev) of the holder's entry at rev (rev 0: the empty log). */
-  private positionAt(rev: Rev): LogPosition {
+  /** (epoch, rev) of the holder's entry at rev (rev 0: the empty log), if its log still holds it. */
+  private knownAt(rev: Rev): LogPosition | undefined {
     if (rev === 0) return { epoch: asEpoch(0), rev };
     if (rev === this.healedLast.rev) return this.healedLast;
     const e = this.entry(rev);
-    assert(e !== undefined, `the holder holds entry ${rev}`);
-    return { epoch: e.epoch, rev };
+    return e === undefined ? undefined : { epoch: e.epoch, rev };
+  }
+
+  /** The next append to `v` goes after `rev`; below the local log, the voter needs a snapshot. */
+  private resendFrom(v: VoterState, rev: Rev): void {
+    const p = this.knownAt(rev);
+    if (p === undefined) v.needsSnapshot = true;
+    else v.sent = p;
   }
 
   private entry(rev: Rev): Entry | undefined {
@@ -395,12 +417,18 @@ export class Holder {
         const e: Entry = { epoch: this.epoch, rev, sclock, effects: ev.effects };
         this.ws.apply(e);
         entries.push(e);
+        if (this.bugs.ackKeepaliveOnUncommittedMark === true && op.type === 'keepalive' && ev.outcome.ok && this.phase === 'active') {
+          // Bug: the mark is taken as a side effect; the lease alone vouches for the ack.
+          if (this.leaseHolds(nowMs)) this.early.push({ kind: 'reply', id, outcome: ev.outcome });
+          else this.pendingReads.push({ id, readRev: this.commitRevV, arrivedAt: nowMs, outcome: ev.outcome });
+          continue;
+        }
         this.waiting.push({ id, rev, outcome: ev.outcome, checked: false });
       } else {
         this.waiting.push({ id, rev: this.ws.lastRev, outcome: ev.outcome, checked: true });
       }
     }
-    const out: HolderOutput[] = [];
+    const out: HolderOutput[] = this.early.splice(0);
     if (entries.length > 0) {
       this.appendLocal(entries);
       out.push(...this.sendAll());
@@ -425,12 +453,20 @@ export class Holder {
   }
 
   private sendTo(to: string, v: VoterState, nowMs: number): HolderOutput[] {
-    if (v.fenced || v.inFlight >= batchesInFlightMax || v.sent.rev >= this.last.rev) return [];
+    if (v.fenced || v.needsSnapshot || v.inFlight >= batchesInFlightMax || v.sent.rev >= this.last.rev) return [];
     const entries: Entry[] = [];
-    for (let r = v.sent.rev + 1; r <= this.last.rev && entries.length < this.appendMaxEntries; r++) {
+    // A count and a byte budget, so one append always fits in a wire message.
+    let bytes = 0;
+    for (let r = v.sent.rev + 1; r <= this.last.rev && entries.length < this.appendMaxEntries && (entries.length === 0 || bytes < appendBytesMax); r++) {
       const e = this.entry(asRev(r));
-      assert(e !== undefined, `entry ${r} is held until every voter acks it, or in the local brick's log`);
+      if (e === undefined) {
+        // Trimmed from the local log (the voter was away longer than the log keeps): a snapshot heal.
+        assert(this.entryAt !== undefined && r < this.last.rev, `entry ${r} is held until every voter acks it`);
+        v.needsSnapshot = true;
+        return [];
+      }
       entries.push(e);
+      bytes += entryBytes(e);
     }
     const msg: AppendMessage = { epoch: this.epoch, prevEpoch: v.sent.epoch, prevRev: v.sent.rev, entries, commitRev: this.commitFor(to) };
     const lastSent = entries[entries.length - 1] as Entry;
@@ -481,7 +517,7 @@ export class Holder {
       // Log mismatch (DESIGN §4.5): resend from the brick's hint. Nothing in flight to it matters.
       v.inFlight = 0;
       // A late answer to an older append may hint below what the voter has acked since: it holds its matched rev.
-      v.sent = this.positionAt(asRev(Math.max(this.resendAfter(res.hintEpoch, res.hintFirstRev, res.lastRev), v.matched)));
+      this.resendFrom(v, asRev(Math.max(this.resendAfter(res.hintEpoch, res.hintFirstRev, res.lastRev), v.matched)));
       v.progressAt = nowMs;
       const out = this.sendTo(from, v, nowMs);
       out.push(...this.releaseReads());
@@ -491,7 +527,7 @@ export class Holder {
       v.matched = asRev(Math.min(res.lastRev, this.last.rev));
       v.progressAt = nowMs;
       // A late answer to an append sent before a retransmission: nothing at or below it needs resending.
-      if (v.sent.rev < v.matched) v.sent = this.positionAt(v.matched);
+      if (v.sent.rev < v.matched) this.resendFrom(v, v.matched);
     }
     // The local brick's applied point (answers may arrive out of order: it only rises).
     const applied = asRev(Math.min(res.commitRev, this.ws.lastRev));
@@ -601,6 +637,18 @@ export class Holder {
       out.push(r.outcome ? { kind: 'reply', id: r.id, outcome: { ok: false, error } } : { kind: 'read', id: r.id, outcome: { ok: false, error } });
     }
     return out;
+  }
+
+  /** Each voter as the holder sees it (heal info): what it has acked, and whether it answers. */
+  voterViews(nowMs: number): { brickId: string; matched: Rev; reachable: boolean; fenced: boolean; needsSnapshot: boolean }[] {
+    return [...this.voters].map(([brickId, v]) => ({ brickId, matched: v.matched, reachable: !v.fenced && nowMs - v.ackedSentAt < this.leaseMs, fenced: v.fenced, needsSnapshot: v.needsSnapshot }));
+  }
+
+  /** The oldest rev a voter still needs from the log (the local log keeps it: DESIGN §3). */
+  neededFrom(): Rev {
+    let min = this.last.rev + 1;
+    for (const v of this.voters.values()) if (!v.fenced && !v.needsSnapshot) min = Math.min(min, v.matched + 1);
+    return asRev(min);
   }
 
   stats(): Record<string, unknown> {

@@ -25,19 +25,32 @@ interface Live {
   marking: boolean;
 }
 
+/** Broken variants (test/sim proves each is caught; HolderBugs passes them on). Never set in production. */
+export interface SessionTableBugs {
+  /** load(): every session in the log is due at once. */
+  readonly expireSessionsAtFailover?: boolean;
+  /** load(): every session, idle ones included, gets idleUntil := sclock + ttl. */
+  readonly fullTtlAtFailover?: boolean;
+}
+
 export class SessionTable {
   private readonly live = new Map<SessionId, Live>();
+
+  constructor(private readonly bugs: SessionTableBugs = {}) {}
 
   get size(): number {
     return this.live.size;
   }
 
-  /** At the epoch start every session in the log is idle (its epochs record says so). */
-  load(view: StateView): void {
+  /** At the epoch start (sclock: its session clock) every session in the log is idle (its epochs record says so). */
+  load(view: StateView, sclock: number): void {
     this.live.clear();
     for (const { id, rec } of scanSessions(view)) {
       assert(rec.mode === 'idle', `session ${id} is idle after the epoch-start entry`);
-      this.live.set(id, { ttlMs: rec.ttlMs, mode: 'idle', idleUntil: rec.idleUntil ?? 0, deadline: 0, lastSeen: 0, ending: false, marking: false });
+      let idleUntil = rec.idleUntil ?? 0;
+      if (this.bugs.expireSessionsAtFailover === true) idleUntil = Number.NEGATIVE_INFINITY;
+      else if (this.bugs.fullTtlAtFailover === true) idleUntil = sclock + rec.ttlMs;
+      this.live.set(id, { ttlMs: rec.ttlMs, mode: 'idle', idleUntil, deadline: 0, lastSeen: 0, ending: false, marking: false });
     }
   }
 

@@ -265,7 +265,7 @@ describe('checkLinearizable: against brute force', () => {
 
 interface Generated {
   readonly history: HistoryOp[];
-  /** Each op's true effect (and the value it observed), for choosing corruptions. */
+  /** Whether each op really took effect (unknown ones may not have). */
   readonly tookEffect: readonly boolean[];
 }
 
@@ -310,8 +310,7 @@ function generate(seed: number, total: number, keys: number, clients: number): G
     const current = state.get(op.key);
     if (op.f === 'get') {
       if (fate === 'ok') outcomes[i] = { type: 'ok', value: current };
-    }
-    else if (op.f === 'put') state.set(op.key, op.value);
+    } else if (op.f === 'put') state.set(op.key, op.value);
     else if (op.f === 'delete') state.delete(op.key);
     else {
       const succeeded = current === op.expect;
@@ -380,10 +379,11 @@ describe('checkLinearizable: generated histories', () => {
     const { history } = generate(7, 3000, 1, 10);
     const started = performance.now();
     expect(checkLinearizable(history)).toEqual({ ok: true });
+    // Typically tens of ms; the bound only catches a search gone exponential.
+    expect(performance.now() - started).toBeLessThan(2000);
+    // A failing check explores every state before the bad read, so it takes longer (about a second here).
     const stale = staleRead(history, 1500);
     expect(stale).toBeDefined();
     expect(checkLinearizable(withRead(history, stale!.index, stale!.value))).toMatchObject({ ok: false, key: 'k0' });
-    // Generous bound against a search that went exponential; typically a few tens of ms.
-    expect(performance.now() - started).toBeLessThan(5000);
-  });
+  }, 30_000);
 });

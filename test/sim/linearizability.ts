@@ -188,7 +188,7 @@ interface SearchNode {
   readonly linHash: number;
   /** The linearized unknown ops (bit per index). */
   readonly unk: bigint;
-  /** The definite op with the earliest return not yet linearized: nothing invoked after it can go next. */
+  /** The definite op with the earliest return not yet linearized: no op invoked after that return can go next. */
   readonly frontier: Prepared | undefined;
   /** Moves: a definite op's index, or -(class + 1) for the next op of an unknown class. */
   readonly moves: readonly number[];

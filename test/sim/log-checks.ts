@@ -41,6 +41,17 @@ export class LogChecks {
   readonly committed: (Entry | undefined)[] = [];
   maxCommitted = 0;
   private readonly checked = new Map<string, number>();
+  /** When each entry (by `epoch:rev`) was first appended to any brick: its creation, in simulated ms. */
+  private readonly seenAt = new Map<string, number>();
+  /** Entries 1..drained have been passed to onCommit, in rev order. */
+  private drained = 0;
+
+  constructor(
+    /** The simulated time, for seenAt and onCommit. */
+    private readonly clock: () => number = () => 0,
+    /** Called once per committed entry, in rev order, as the committed prefix grows. */
+    private readonly onCommit?: (e: Entry, seenAtMs: number, nowMs: number) => void,
+  ) {}
 
   /** Before a brick applies `w`: it never truncates a committed entry; appended entries are unique per (epoch, rev). */
   beforeWrite(log: CheckedLog, w: BrickWrite): void {
@@ -56,7 +67,10 @@ export class LogChecks {
     for (const e of w.append ?? []) {
       const k = `${e.epoch}:${e.rev}`;
       const prior = this.seen.get(k);
-      if (prior === undefined) this.seen.set(k, e);
+      if (prior === undefined) {
+        this.seen.set(k, e);
+        this.seenAt.set(k, this.clock());
+      }
       else if (!same(prior, e)) throw new SimViolation('unique-entry', `two different entries share (epoch ${e.epoch}, rev ${e.rev}): ${entryText(prior).slice(0, 200)} vs ${entryText(e).slice(0, 200)}`);
     }
   }
@@ -77,6 +91,13 @@ export class LogChecks {
       }
     }
     this.maxCommitted = Math.max(this.maxCommitted, commitRev);
+    if (this.onCommit) {
+      for (let r = this.drained + 1; this.committed[r] !== undefined; r++) {
+        const e = this.committed[r] as Entry;
+        this.drained = r;
+        this.onCommit(e, this.seenAt.get(`${e.epoch}:${e.rev}`) ?? 0, this.clock());
+      }
+    }
   }
 
   /** The committed log as a contiguous prefix (entries 1..n with no hole). */

@@ -32,7 +32,7 @@ for (let seed = o.from; seed < o.from + o.seeds; seed++) {
   const r = runSeed(seed, { bug, trace: o.trace === true, durationMs: o.duration });
   const s = r.stats;
   if (r.ok) {
-    console.log(`seed ${seed} ok  ${r.ms.toFixed(0)} ms  ops ${s.ops}  committed ${s.committed}  elections ${s.elections}  holders ${s.holders}  crashes ${s.crashes}  partitions ${s.partitions}  lost ${s.lost}`);
+    console.log(`seed ${seed} ok  ${r.ms.toFixed(0)} ms  ops ${s.ops}  committed ${s.committed}  elections ${s.elections}  holders ${s.holders}  crashes ${s.crashes}  partitions ${s.partitions}  lost ${s.lost}  sessions ${s.sessions} (${s.sessionsBounded} ended in bound, ${s.keepaliveAcks} keepalive acks)`);
     continue;
   }
   failed++;

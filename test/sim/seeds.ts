@@ -16,6 +16,9 @@ export const BUGS = {
   'truncate-on-short-append': { brick: { truncateOnShortAppend: true } },
   'fall-back-heal-source': { master: { fallBackToOtherSource: true } },
   'lease-read-before-start': { master: { leaseReadBeforeStart: true } },
+  'expire-sessions-at-failover': { master: { expireSessionsAtFailover: true } },
+  'full-ttl-at-failover': { master: { fullTtlAtFailover: true } },
+  'ack-keepalive-on-uncommitted-mark': { master: { ackKeepaliveOnUncommittedMark: true } },
 } as const satisfies Record<string, { master?: MasterBugs; brick?: BrickBugs }>;
 export type BugName = keyof typeof BUGS;
 

@@ -2,9 +2,11 @@
 // (SimBrick: durable, in memory) and the product's replication code (BrickAcceptor, Master,
 // Holder), and clients, over a simulated network with delay, loss, duplication, reordering and
 // partitions; masters crash and restart (the brick's durable state kept, everything else lost);
-// every node's clock drifts within ρ. One seed drives every random choice, so a failing seed
-// replays exactly. Invariants are checked as the run goes (log-checks.ts) and at its end
-// (history-checks.ts).
+// every node's clock drifts within ρ; bursts of holder churn faster than ttl/2 cut off each new
+// holder in turn. Session clients (session-clients.ts) open sessions, keep them alive across
+// failovers, put ephemeral keys, and die or close. One seed drives every random choice, so a
+// failing seed replays exactly. Invariants are checked as the run goes (log-checks.ts,
+// session-checks.ts) and at its end (history-checks.ts, session-checks.ts).
 import { Buffer } from 'node:buffer';
 import { AssertionError } from '../../src/common/assert.js';
 import { asRev, type Rev } from '../../src/common/ids.js';
@@ -19,6 +21,8 @@ import type { VolumeConfig } from '../../store/types.js';
 import { Agenda } from './events.js';
 import type { HistoryOp, KvOp, KvOutcome } from './linearizability.js';
 import { LogChecks, SimViolation } from './log-checks.js';
+import { SessionChecks } from './session-checks.js';
+import { SESSION_CLIENT_BASE, SessionClients, type SessionReply } from './session-clients.js';
 import { SimBrick } from './sim-brick.js';
 
 export interface SimOptions {
@@ -44,6 +48,14 @@ export interface SimOptions {
   readonly masterBugs?: MasterBugs;
   /** Keep a trace of notable events (role changes, faults) for a failing seed's report. */
   readonly trace?: boolean;
+  /** Session clients running at once (test/sim/session-clients.ts); 0: none. */
+  readonly sessionClients?: number;
+  /**
+   * Chance that a run has bursts of holder churn faster than ttl/2 with lease lapses: for a few
+   * seconds, every few hundred ms, the newest holder is cut off from the other masters (clients
+   * still reach it) until another one takes over.
+   */
+  readonly churnRate?: number;
 }
 
 /** A client operation as the history records it: the KvOp for the checker, plus what the product answered. */
@@ -86,12 +98,15 @@ type ClientOp =
   | { readonly t: 'range' };
 
 type ClientResult =
-  | { readonly ok: true; readonly rev: Rev; readonly wrote: boolean; readonly value?: string | undefined; readonly succeeded?: boolean; readonly range?: readonly string[] }
+  | { readonly ok: true; readonly rev: Rev; readonly wrote: boolean; readonly value?: string | undefined; readonly succeeded?: boolean; readonly range?: readonly string[]; readonly session?: number }
   | { readonly ok: false; readonly definite: boolean; readonly code: string };
 
 /** A master process: its brick (durable) and its volatile replication state. */
 class SimNode {
   incarnation = 0;
+  /** Simulated time of the last boot, and of the brick's last log change (append or truncation). */
+  bootMs = 0;
+  logChangedMs = 0;
   up = true;
   acceptor!: BrickAcceptor;
   master!: Master;
@@ -128,7 +143,12 @@ export class Simulation {
   private readonly o: Required<Omit<SimOptions, 'brickBugs' | 'masterBugs'>> & Pick<SimOptions, 'brickBugs' | 'masterBugs'>;
   private readonly nodes: SimNode[] = [];
   private readonly clients: ClientState[] = [];
-  readonly checks = new LogChecks();
+  readonly sessionChecks: SessionChecks;
+  readonly checks = new LogChecks(
+    () => this.agenda.nowMs,
+    (e, seenAt, now) => this.sessionChecks.committed(e, seenAt, now),
+  );
+  private readonly sessionClients: SessionClients;
   readonly history: SimOp[] = [];
   private readonly traceLines: string[] = [];
   /** Pairs of node indexes that cannot reach each other. */
@@ -137,13 +157,19 @@ export class Simulation {
   private valueSeq = 0;
   private nextHistoryId = 0;
   private readonly config: VolumeConfig;
-  private readonly stats = { messages: 0, lost: 0, duplicated: 0, crashes: 0, partitions: 0, elections: 0, holders: 0 };
+  private readonly stats = { messages: 0, lost: 0, duplicated: 0, crashes: 0, partitions: 0, elections: 0, holders: 0, churns: 0 };
+  /** Links the churn fault cut (healed at its next step). */
+  private churnCuts: [number, number][] = [];
+  /** A churn burst is on until then: the other faults wait. */
+  private churnUntil = 0;
 
   constructor(opts: SimOptions) {
     this.o = {
       masters: 3, clients: 4, durationMs: 20_000, quietMs: 6_000, leaseMs: 300, driftRho: 0.01, maxDelayMs: 15,
-      lossRate: 0.02, dupRate: 0.02, faultEveryMs: 1_000, crashAfterCommit: 0.003, isolateNewHolder: 0.1, trace: false, ...opts,
+      lossRate: 0.02, dupRate: 0.02, faultEveryMs: 1_000, crashAfterCommit: 0.003, isolateNewHolder: 0.1, trace: false, sessionClients: 3, churnRate: 1, ...opts,
     };
+    // The longest one-way delay: a request's 0.5 + maxDelayMs, plus up to 1.2 ms before a brick replies.
+    this.sessionChecks = new SessionChecks({ leaseMs: this.o.leaseMs, maxDelayMs: this.o.maxDelayMs + 1.7 });
     this.rnd = seededRandom(opts.seed);
     const bricks = Array.from({ length: this.o.masters }, (_, i) => `b${i}`);
     this.config = { volumeName: 'sim', bricks, quorumCount: Math.floor(bricks.length / 2) + 1 };
@@ -154,6 +180,21 @@ export class Simulation {
       this.boot(node);
     }
     for (let c = 0; c < this.o.clients; c++) this.clients.push({ id: c, target: c % this.o.masters, busy: false, opSeq: 0, current: undefined });
+    this.sessionClients = new SessionClients(
+      {
+        rnd: this.rnd,
+        masters: this.o.masters,
+        leaseMs: this.o.leaseMs,
+        driftRho: this.o.driftRho,
+        now: () => this.agenda.nowMs,
+        after: (ms, run) => this.agenda.after(ms, run),
+        send: (client, node, opId, w, extraMs) => this.send(-1 - client, node, { k: 'client-req', client, opId, op: { t: 'write', kv: undefined, w } }, extraMs),
+        tracing: this.o.trace,
+        trace: (line) => this.trace(line),
+      },
+      this.sessionChecks,
+      { slots: this.o.sessionClients, startUntilMs: this.o.durationMs - 1_500, stopByMs: this.o.durationMs },
+    );
   }
 
   private trace(line: string): void {
@@ -174,6 +215,7 @@ export class Simulation {
 
   private boot(node: SimNode): void {
     node.incarnation++;
+    node.bootMs = this.agenda.nowMs;
     node.up = true;
     node.waiting.clear();
     node.reads.length = 0;
@@ -288,7 +330,13 @@ export class Simulation {
       }
       case 'role':
         if (o.role === 'probing') this.stats.elections++;
-        if (o.role === 'holder') this.stats.holders++;
+        if (o.role === 'holder') {
+          this.stats.holders++;
+          // The new holder's session clock counts its heal source's quietMs (DESIGN §5): a source
+          // that restarted since its log last changed lost the quiet time before its restart.
+          const src = this.nodes.find((n) => n.brick.brickId === (node.master.stats().source as string | undefined));
+          this.sessionChecks.holderStarted(this.agenda.nowMs, src && src.bootMs > src.logChangedMs ? src.bootMs - src.logChangedMs : 0);
+        }
         this.trace(`${node.id} ${o.role} epoch ${o.epoch}`);
         if (o.role === 'holder' && this.faultsOn && this.rnd() < this.o.isolateNewHolder) {
           // Holder churn: a new holder cut off before its epoch-start entry reaches anyone, its
@@ -361,6 +409,7 @@ export class Simulation {
 
   private write(node: SimNode, w: Parameters<SimBrick['apply']>[0] | undefined): void {
     if (!w) return;
+    if ((w.append?.length ?? 0) > 0 || w.truncateFrom !== undefined) node.logChangedMs = this.agenda.nowMs;
     this.checks.beforeWrite(node.brick, w);
     node.brick.apply(w);
     this.checks.committedUpTo(node.brick, node.brick.commitRev, `brick ${node.brick.brickId}`);
@@ -402,7 +451,10 @@ export class Simulation {
     if (to >= 0 && ((this.nodes[to] as SimNode).incarnation !== toInc || !(this.nodes[to] as SimNode).up)) return;
     if (!this.reachable(from, to)) return;
     if (to < 0) {
-      if (p.k === 'client-rep') this.onClientReply(-1 - to, p.opId, p.res);
+      if (p.k !== 'client-rep') return;
+      const client = -1 - to;
+      if (client >= SESSION_CLIENT_BASE) this.sessionClients.onReply(client, p.opId, sessionReply(p.res));
+      else this.onClientReply(client, p.opId, p.res);
       return;
     }
     const node = this.nodes[to] as SimNode;
@@ -429,6 +481,12 @@ export class Simulation {
     const now = node.now(this.agenda.nowMs);
     if (p.op.t === 'write') {
       const w = p.op.w;
+      // A keepalive (or an open, which is one for the session it finds) reaching a holder (DESIGN §5).
+      const h = node.master.holder;
+      if (h && !h.isDown) {
+        if (w.type === 'session-open') this.sessionChecks.openArrived(w.args.nonce, this.agenda.nowMs);
+        else if (w.type === 'keepalive') this.sessionChecks.keepaliveArrived(w.args.id, this.agenda.nowMs);
+      }
       this.act(node, () => node.master.propose(id, w, now));
     } else this.act(node, () => node.master.read(id, now));
   }
@@ -504,6 +562,32 @@ export class Simulation {
     this.clientGo.get(c.id)?.();
   }
 
+  /**
+   * Every 10 ms, whether some holder could end a session now: its lease holds and its commits are
+   * not stalled — its commit point advanced within two message delays and two ticks, or it has
+   * nothing uncommitted. A lease can hold while nothing commits (a quorum that includes a voter
+   * still being healed acks appends that count for the lease); the session checks count time
+   * only while some holder can commit (session-checks.ts).
+   */
+  private sampleLeases(untilMs: number): void {
+    const stallMs = 2 * (this.o.maxDelayMs + 1.7) + 20;
+    const progress = new WeakMap<Holder, { commit: number; at: number }>();
+    const sample = (): void => {
+      const t = this.agenda.nowMs;
+      let can = false;
+      for (const n of this.nodes) {
+        const h = n.up ? n.master.holder : undefined;
+        if (!h || !h.leaseHolds(n.now(t))) continue;
+        let p = progress.get(h);
+        if (!p || p.commit !== h.commitRev || h.lastRev <= h.commitRev) progress.set(h, (p = { commit: h.commitRev, at: t }));
+        if (t - p.at <= stallMs) can = true;
+      }
+      this.sessionChecks.leaseSample(t, can);
+      if (t + 10 <= untilMs) this.agenda.after(10, sample);
+    };
+    this.agenda.after(0, sample);
+  }
+
   // ── faults ───────────────────────────────────────────────────────────────────────────────
 
   private scheduleFaults(untilMs: number): void {
@@ -516,6 +600,7 @@ export class Simulation {
   }
 
   private fault(): void {
+    if (this.agenda.nowMs < this.churnUntil) return;
     const n = this.o.masters;
     const x = this.rnd();
     const down = this.nodes.filter((d) => !d.up).length;
@@ -546,6 +631,54 @@ export class Simulation {
     }
   }
 
+  /**
+   * Holder churn faster than ttl/2 together with lease lapses (DESIGN §4 "Required checks"): a
+   * burst of a few seconds that starts with every master up and every link healed, and in which,
+   * every 300–900 ms, the links cut at the previous step are healed and the newest ready holder
+   * is cut off from the other masters, so its lease lapses and another takes over. Clients still
+   * reach it, so it answers them for the rest of its lease, and keepalives to it time out after
+   * that. The other faults wait while a burst is on.
+   */
+  private scheduleChurn(untilMs: number): void {
+    if (this.rnd() >= this.o.churnRate) return;
+    const bursts = 1 + Math.floor(2 * this.rnd());
+    for (let b = 0; b < bursts; b++) {
+      const start = (untilMs - 3_000) * this.rnd();
+      const end = Math.min(start + 2_000 + 3_000 * this.rnd(), untilMs);
+      const period = 300 + 600 * this.rnd();
+      const step = (): void => {
+        if (!this.faultsOn || this.agenda.nowMs >= end) return;
+        if (this.agenda.nowMs === start) {
+          this.churnUntil = Math.max(this.churnUntil, end);
+          this.cut.clear();
+          for (let i = 0; i < this.nodes.length; i++) this.restart(i);
+          this.trace(`churn burst until ${end.toFixed(1)}: every partition healed, every master up`);
+        }
+        for (const [a, c] of this.churnCuts) {
+          this.cut.delete(`${a}|${c}`);
+          this.cut.delete(`${c}|${a}`);
+        }
+        this.churnCuts = [];
+        let i = -1;
+        for (const [k, d] of this.nodes.entries()) {
+          const h = d.up ? d.master.holder : undefined;
+          if (h?.isReady === true && (i < 0 || h.epoch > ((this.nodes[i] as SimNode).master.holder?.epoch ?? 0))) i = k;
+        }
+        if (i >= 0) {
+          for (let j = 0; j < this.nodes.length; j++) {
+            if (j === i) continue;
+            this.cutPair(i, j);
+            this.churnCuts.push([i, j]);
+          }
+          this.stats.churns++;
+          this.trace(`churn: cut off holder m${i}`);
+        }
+        this.agenda.after(period * (0.75 + 0.5 * this.rnd()), step);
+      };
+      this.agenda.at(start, step);
+    }
+  }
+
   private cutPair(a: number, b: number): void {
     const na = a < 0 ? 'c' : String(a);
     const nb = b < 0 ? 'c' : String(b);
@@ -565,23 +698,38 @@ export class Simulation {
   run(): SimResult {
     const faultEnd = this.o.durationMs;
     for (const c of this.clients) this.startClient(c, faultEnd + this.o.quietMs - 1_000);
+    if (this.o.sessionClients > 0) {
+      this.sessionClients.start();
+      this.sampleLeases(faultEnd + this.o.quietMs);
+    }
     this.scheduleFaults(faultEnd);
+    this.scheduleChurn(faultEnd);
     this.agenda.runUntil(faultEnd);
     // The quiet period: every fault healed, every master up; the volume must converge.
     this.faultsOn = false;
     this.cut.clear();
     for (let i = 0; i < this.nodes.length; i++) this.restart(i);
     this.agenda.runUntil(faultEnd + this.o.quietMs);
+    this.sessionChecks.finish(this.agenda.nowMs);
+    const sc = this.sessionChecks.counts;
     return {
       seed: this.o.seed,
       history: this.history,
       checks: this.checks,
       bricks: this.nodes.map((n) => n.brick),
       trace: this.traceLines,
-      stats: { ...this.stats, events: this.agenda.executed, ops: this.history.length, committed: this.checks.maxCommitted, holderAtEnd: this.nodes.findIndex((n) => n.master.holder?.isReady === true) },
+      stats: {
+        ...this.stats, events: this.agenda.executed, ops: this.history.length, committed: this.checks.maxCommitted, holderAtEnd: this.nodes.findIndex((n) => n.master.holder?.isReady === true),
+        sessionClients: this.sessionClients.started, sessions: sc.sessions, sessionsEnded: sc.ended, keepaliveAcks: sc.acks, sessionsBounded: sc.livenessChecked, orphanSessions: sc.orphans,
+        leaseHeldMs: Math.round(this.sessionChecks.leaseTime(0, this.o.durationMs)), sessionsDied: sc.died, sessionsClosed: sc.closed, sessionsLost: sc.lost, sessionsExpiredAtClient: sc.expired, sessionsNeverOpened: sc.neverOpened,
+      },
       config: this.config,
     };
   }
+}
+
+function sessionReply(r: ClientResult): SessionReply {
+  return r.ok ? { ok: true, session: r.session } : { ok: false, code: r.code };
 }
 
 function failure(code: string): ClientResult {
@@ -600,6 +748,8 @@ function writeResult(op: ClientOp, r: WriteResult): ClientResult {
       const wrote = r.result.succeeded && (op.t === 'write' ? op.w.type === 'txn' && op.w.args.success.length > 0 : false);
       return { ok: true, rev: r.result.rev, wrote, succeeded: r.result.succeeded };
     }
+    case 'session-open':
+      return { ok: true, rev: r.result.rev, wrote: true, session: r.result.id };
     default:
       return { ok: true, rev: asRev(0), wrote: false };
   }
