@@ -8,8 +8,9 @@
 import { assert } from '../src/common/assert.js';
 import { asRev, EPOCH_ZERO, type Epoch, type Rev } from '../src/common/ids.js';
 import { prefixEnd } from '../src/common/keys.js';
+import { appendBytesMax } from '../src/common/limits.js';
 import type { BrickWrite, Entry, LogPosition, VolumeConfig } from '../store/types.js';
-import type { AppendArgs, AppendResult, FetchArgs, FetchResult, LockArgs, LockResult, ProbeArgs, ProbeResult } from './messages.js';
+import { entryBytes, type AppendArgs, type AppendResult, type FetchArgs, type FetchResult, type LockArgs, type LockResult, type ProbeArgs, type ProbeResult } from './messages.js';
 import { decodeNumber, EPOCHS_PREFIX } from './sessions.js';
 import type { StateView } from './state-view.js';
 
@@ -244,10 +245,13 @@ export class BrickAcceptor {
     const prevEpoch = prev === 0 ? EPOCH_ZERO : s.epochAt(prev);
     const entries: Entry[] = [];
     const to = Math.min(s.last.rev, a.from + a.maxEntries - 1);
-    for (let r = a.from; r <= to; r++) {
+    // A byte budget as well as a count, so one answer always fits in a wire message.
+    let bytes = 0;
+    for (let r = a.from; r <= to && (entries.length === 0 || bytes < appendBytesMax); r++) {
       const e = s.entry(asRev(r));
       assert(e !== undefined && e.rev === r, `entry ${r} is held (log ${s.firstRev}..${s.last.rev})`);
       entries.push(e);
+      bytes += entryBytes(e);
     }
     return { ok: true, prevEpoch, entries, last: s.last, commitRev: s.commitRev };
   }

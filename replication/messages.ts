@@ -89,3 +89,15 @@ export type BrickReply =
   | { readonly t: 'lock'; readonly res: LockResult }
   | { readonly t: 'append'; readonly res: AppendResult }
   | { readonly t: 'fetch'; readonly res: FetchResult };
+
+/** The bytes an entry's keys and values take on the wire, roughly (for the append and fetch byte budget). */
+export function entryBytes(e: Entry): number {
+  let n = 32;
+  for (const fx of e.effects) {
+    n += 16;
+    if (fx.t === 'put') n += fx.key.length + fx.value.byteLength;
+    else if (fx.t === 'del') n += fx.key.length;
+    else if (fx.t === 'config') n += 64 + fx.config.bricks.reduce((m, b) => m + b.length, 0);
+  }
+  return n;
+}

@@ -16,7 +16,7 @@ import { assert } from '../src/common/assert.js';
 import { coordError } from '../src/common/errors.js';
 import { asEpoch, asRev, EPOCH_ZERO, type Epoch, type Rev } from '../src/common/ids.js';
 import { compareKeys, RESERVED_PREFIX } from '../src/common/keys.js';
-import { checkpointBytesMax, checkpointChunkRevs, checkpointEntriesDefault, logRetainRevsDefault, recordCacheEntriesMax } from '../src/common/limits.js';
+import { checkpointBytesMax, checkpointChunkRevs, checkpointEntriesDefault, logPinRevsMax, logRetainRevsDefault, recordCacheEntriesMax } from '../src/common/limits.js';
 import { compactHistory } from './compaction.js';
 import type { StorageEngine, TableName, WriteOp } from './engine.js';
 import { histKey, shortKeyOf, sortLongGroups, splitHistKey, tableBounds, tableKey, tableKeyIsLong } from './keys.js';
@@ -99,6 +99,7 @@ export class BrickStore {
    */
   private readonly cache = new RecordCache(recordCacheEntriesMax);
   private readonly logRetainRevs: number;
+  private retainFloor = Number.POSITIVE_INFINITY;
   private readonly checkpointEntries: number;
   private writesInFlight = 0;
   private checkpointing: Promise<void> | undefined;
@@ -366,9 +367,18 @@ export class BrickStore {
     }
   }
 
-  /** Drops log entries older than both the retention window and the checkpoint (bounded per write). */
+  /**
+   * Entries from `rev` on stay in the log beyond the retention window: the holder's replicate sets
+   * it to what its slowest voter still needs (DESIGN §3: the log policy never drops entries a
+   * lagging voter needs unless a snapshot replaces them), at most `logPinRevsMax` behind.
+   */
+  retainFrom(rev: Rev): void {
+    this.retainFloor = Math.max(rev, this.commitRevIssued - logPinRevsMax);
+  }
+
+  /** Drops log entries older than the retention window, the checkpoint and the retain floor (bounded per write). */
   private issueLogTrim(ops: WriteOp[]): void {
-    const keepFrom = Math.min(this.commitRevIssued - this.logRetainRevs + 1, this.checkpointRev + 1);
+    const keepFrom = Math.min(this.commitRevIssued - this.logRetainRevs + 1, this.checkpointRev + 1, this.retainFloor);
     if (keepFrom <= this.firstLogRev) return;
     const to = Math.min(keepFrom, this.firstLogRev + 1024);
     for (let r = this.firstLogRev; r < to; r++) ops.push({ table: 'log', op: 'del', key: r });

@@ -37,7 +37,14 @@ export interface VolumeStatus {
   readonly commitRev: Rev;
   readonly compactRev: Rev;
   readonly quorum: number;
-  readonly bricks: readonly (BrickStatus & { readonly role: 'holder' | 'voter' | 'learner'; readonly lag: number })[];
+  readonly bricks: readonly (BrickStatus & {
+    readonly role: 'holder' | 'voter' | 'learner';
+    readonly lag: number;
+    /** The holder heard from it within a lease (absent: this master is not the holder and could not ask it). */
+    readonly reachable?: boolean;
+    /** It needs entries the holder's log no longer holds: a snapshot heal (not built yet). */
+    readonly needsSnapshot?: boolean;
+  })[];
 }
 
 export interface StatusResult {

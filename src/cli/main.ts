@@ -2,6 +2,7 @@
 // The coordvol command line. Commands parse their arguments and call the library (STYLE §8).
 import { Command } from 'commander';
 import { DEFAULT_SECRET_FILE, DEFAULT_SERVER } from './context.js';
+import { registerCluster } from './cluster.js';
 import { registerInspect } from './inspect.js';
 import { registerKv } from './kv.js';
 import { registerLock } from './lock.js';
@@ -25,6 +26,7 @@ registerWatch(program);
 registerSession(program);
 registerLock(program);
 registerInspect(program);
+registerCluster(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   process.stderr.write(`coordvol: ${e instanceof Error ? e.message : String(e)}\n`);

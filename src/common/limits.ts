@@ -9,6 +9,8 @@ export const valueBytesMax = 1024 * 1024;
 export const txnOpsMax = 1024;
 /** Total bytes of keys and values in one txn (`too-large`). */
 export const txnBytesMax = 8 * 1024 * 1024;
+/** Keys and values one append or fetch carries at most (beyond its first entry): well inside a message. */
+export const appendBytesMax = 16 * 1024 * 1024;
 /** DESIGN §7: transport frame cap. */
 export const frameBytesMax = 4 * 1024 * 1024;
 /** DESIGN §7: a message reassembled from frames marked `more` (a request, a response). */
@@ -39,6 +41,8 @@ export const batchesInFlightMax = 2;
 export const pendingOpsMax = 100_000;
 /** Log entries a brick keeps behind its commitRev for heals (local policy, DESIGN §3). */
 export const logRetainRevsDefault = 10_000;
+/** How far behind the commit point a lagging voter may pin the holder's log (beyond it: a snapshot heal). */
+export const logPinRevsMax = 1_000_000;
 /** Committed entries a brick holds in memory before a checkpoint writes them to its tables. */
 export const checkpointEntriesDefault = 4096;
 /** Revs one checkpoint transaction covers (log commits queue behind one chunk at most). */

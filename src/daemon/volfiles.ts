@@ -39,6 +39,76 @@ export function singleBrickVolfile(o: SingleBrickVolfileOptions): string {
   return formatVolfile(o.listen ? addServer(decls, o.listen) : decls);
 }
 
+export interface ReplicatedVolfileOptions {
+  readonly volumeName: string;
+  /** Every master of the volume, in order; `self` indexes this one. */
+  readonly masters: readonly { readonly listen: string; readonly brick: string }[];
+  readonly self: number;
+  /** This master's brick directory, relative to the volfile's folder or absolute. */
+  readonly brickDir: string;
+  /** The cluster secret every master and client shares (relative to the volfile, or absolute). */
+  readonly secretFile: string;
+  readonly fsync: boolean;
+  readonly leaseMs?: number;
+}
+
+/**
+ * One master of a hand-configured replicated volume (DESIGN §8, the static bootstrap): its brick
+ * (storage, locks, watch) serves its own replicate and the other masters' (over protocol/server);
+ * its replicate reaches every other brick through a protocol/client. The brick list is the same
+ * in every master's volfile, so all three derive the same volumeId from entry (0, 1).
+ */
+export function replicatedVolfile(o: ReplicatedVolfileOptions): string {
+  const v = o.volumeName;
+  const me = o.masters[o.self];
+  if (!me) throw new Error(`master ${o.self} of ${o.masters.length}`);
+  const others = o.masters.filter((_, i) => i !== o.self);
+  const lease = o.leaseMs ? [{ key: 'lease-ms', value: `${o.leaseMs}ms` }] : [];
+  const decls: VolfileDeclText[] = [
+    {
+      name: `${v}-brick`,
+      type: 'storage/lmdb',
+      options: [
+        { key: 'directory', value: o.brickDir },
+        { key: 'fsync', value: o.fsync ? 'on' : 'off' },
+        { key: 'volume-name', value: v },
+        { key: 'brick', value: me.brick },
+        { key: 'volume-bricks', value: o.masters.map((m) => m.brick).join(' ') },
+      ],
+      subvolumes: [],
+    },
+    { name: `${v}-locks`, type: 'features/locks', options: lease, subvolumes: [`${v}-brick`] },
+    { name: `${v}-watch`, type: 'features/watch', options: [], subvolumes: [`${v}-locks`] },
+    { name: `${v}-brick-stats`, type: 'debug/io-stats', options: [], subvolumes: [`${v}-watch`] },
+    ...others.map((m, i) => ({
+      name: `${v}-peer${i + 1}`,
+      type: 'protocol/client',
+      options: [
+        { key: 'remote', value: m.listen },
+        { key: 'secret-file', value: o.secretFile },
+        // Brick traffic needs quick failure detection: a dead peer must not hold a lease round.
+        { key: 'ping-ms', value: '500ms' },
+        { key: 'ping-timeout-ms', value: '1000ms' },
+        { key: 'reconnect-max-ms', value: '500ms' },
+      ],
+      subvolumes: [],
+    })),
+    {
+      name: `${v}-replicate`,
+      type: 'cluster/replicate',
+      options: [
+        { key: 'holder-id', value: me.listen },
+        { key: 'remote-bricks', value: others.map((m) => m.brick).join(' ') },
+        { key: 'remote-masters', value: others.map((m) => m.listen).join(' ') },
+      ],
+      subvolumes: [`${v}-brick-stats`, ...others.map((_, i) => `${v}-peer${i + 1}`)],
+    },
+    { name: v, type: 'debug/io-stats', options: [], subvolumes: [`${v}-replicate`] },
+    { name: `${v}-server`, type: 'protocol/server', options: [{ key: 'listen', value: me.listen }, { key: 'secret-file', value: o.secretFile }], subvolumes: [v] },
+  ];
+  return formatVolfile(decls);
+}
+
 /**
  * Serves a volfile's graph on `listen`: sets the listen option of its protocol/server, or puts
  * one on top of the graph. For `coordvol start --listen`, applied in memory (the file is not

@@ -7,7 +7,7 @@
 import { hostname } from 'node:os';
 import { assert, unreachable } from '../../src/common/assert.js';
 import { coordError, isCoordError, type CoordError } from '../../src/common/errors.js';
-import type { Rev } from '../../src/common/ids.js';
+import { asEpoch, asRev, type Rev } from '../../src/common/ids.js';
 import { sessionTickMs } from '../../src/common/limits.js';
 import type { Holder } from '../../replication/holder.js';
 import { Master, quorumOf, type LocalBrick, type MasterOutput } from '../../replication/master.js';
@@ -18,6 +18,7 @@ import {
 } from '../../replication/validate.js';
 import { brickIdOf } from '../../store/identity.js';
 import { LocksTranslator } from '../features/locks.js';
+import { ProtocolClientTranslator } from '../protocol/client.js';
 import type { BrickStatus, FopContext, FopName, GetArgs, RangeArgs, VolumeStatus } from '../fops.js';
 import type { OptionSchema, OptionValues } from '../options.js';
 import { StorageTranslator } from '../storage/brick.js';
@@ -46,6 +47,8 @@ export class ReplicateTranslator extends Translator {
   private master: Master | undefined;
   /** brickId → the subvolume that reaches it. */
   private readonly bricks = new Map<string, Translator>();
+  /** brickId → host:path, for status. */
+  private readonly brickPaths = new Map<string, string>();
   /** holder-id of another master → the subvolume connected to it (for forwarding). */
   private readonly masters = new Map<string, Translator>();
   private readonly waiters = new Map<number, Waiter<WriteResult>>();
@@ -69,11 +72,8 @@ export class ReplicateTranslator extends Translator {
     this.handlers.sessionOpen = async (ctx, a) => (checkSessionOpenArgs(a), this.writeOr(ctx, 'sessionOpen', a, { type: 'session-open', args: a }));
     this.handlers.keepalive = async (ctx, a) => (checkSessionIdArgs(a, 'keepalive'), this.writeOr(ctx, 'keepalive', a, { type: 'keepalive', args: a }));
     this.handlers.sessionClose = async (ctx, a) => (checkSessionIdArgs(a, 'sessionClose'), this.writeOr(ctx, 'sessionClose', a, { type: 'session-close', args: a }));
-    this.handlers.sessions = async (ctx, a) => {
-      const route = await this.route(ctx);
-      if (route.kind === 'forward') return route.to.call('sessions', ctx, a);
-      return { rev: route.holder.commitRev, sessions: route.holder.sessionsInfo(this.env.clock.nowMs()) };
-    };
+    this.handlers.sessions = (ctx, a) =>
+      this.viaHolder(ctx, 'sessions', a, async (h) => ({ rev: h.commitRev, sessions: h.sessionsInfo(this.env.clock.nowMs()) }));
     this.handlers.get = (ctx, a) => {
       checkGetArgs(a);
       if (a.consistency === 'serializable') return this.wind('get', ctx, a);
@@ -82,18 +82,25 @@ export class ReplicateTranslator extends Translator {
       if (a.rev === undefined && h?.isReady === true && h.leaseHolds(this.env.clock.nowMs())) {
         return this.wind('get', ctx, { key: a.key, rev: h.commitRev, minRev: h.commitRev });
       }
-      return this.readPlan(ctx, a).then((p) => p.to.call('get', ctx, p.args));
+      return this.viaHolder(ctx, 'get', a, async () => (this.children[0] as Translator).call('get', ctx, await this.atReadRev(a)));
     };
     this.handlers.range = async (ctx, a) => {
       checkRangeArgs(a);
       if (a.consistency === 'serializable') return this.wind('range', ctx, a);
-      const p = await this.readPlan(ctx, a);
-      return p.to.call('range', ctx, p.args);
+      return this.viaHolder(ctx, 'range', a, async () => (this.children[0] as Translator).call('range', ctx, await this.atReadRev(a)));
     };
     this.handlers.status = async (ctx) => {
       const below = await this.wind('status', ctx, {});
       return { ...below, volume: await this.volumeStatus(ctx, below.brick) };
     };
+    // statedump and profile stop at this master: the other bricks' subvolumes are connections to
+    // other masters, whose graphs reach back here (ask each master for its own).
+    this.handlers.statedump = async (ctx) => {
+      const local = await (this.children[0] as Translator).call('statedump', ctx, {});
+      const peers = this.children.slice(1).map((c) => ({ name: c.name, type: c.type, state: c.dump() }));
+      return [{ name: this.name, type: this.type, state: this.dump() }, ...local, ...peers];
+    };
+    this.handlers.profile = (ctx) => (this.children[0] as Translator).call('profile', ctx, {});
     // Brick fops from other masters' replicate translators go to the local brick.
     this.handlers.probe = (ctx, a) => this.wind('probe', ctx, a);
     this.handlers.lock = (ctx, a) => this.wind('lock', ctx, a);
@@ -145,6 +152,7 @@ export class ReplicateTranslator extends Translator {
     for (const [i, b] of remotes.entries()) {
       if (!configBricks.includes(b)) throw coordError('volfile-invalid', `${this.name}: remote brick ${b} is not in the volume's config (${configBricks.join(' ')})`);
       this.bricks.set(brickIdOf(volumeId as never, b), subs[i] as Translator);
+      this.brickPaths.set(brickIdOf(volumeId as never, b), b);
       const m = masters[i];
       if (m !== undefined) this.masters.set(m, subs[i] as Translator);
     }
@@ -181,6 +189,8 @@ export class ReplicateTranslator extends Translator {
     const m = this.master;
     if (!m || this.stopping) return;
     this.run(m.tick(this.env.clock.nowMs()));
+    // The holder's log keeps what its slowest voter still needs; elsewhere the window alone rules.
+    this.storage?.store.retainFrom(m.holder?.neededFrom() ?? asRev(Number.MAX_SAFE_INTEGER));
   }
 
   /** Carries out the engine's outputs. */
@@ -262,7 +272,9 @@ export class ReplicateTranslator extends Translator {
       const now = this.env.clock.nowMs();
       const named = h === undefined ? this.locks?.leaseHolder(now) : undefined;
       const to = named !== undefined && named !== this.holderId ? this.masters.get(named) : undefined;
-      if (to) return { kind: 'forward', to };
+      // Only over an open connection: a master that just died would hold the request for its
+      // reconnect timeout, while its successor is elected within a lease.
+      if (to && (!(to instanceof ProtocolClientTranslator) || to.connected)) return { kind: 'forward', to };
       if (now >= deadline) {
         throw coordError('not-holder', `no master holds the volume lock${this.lastStepDown ? ` (${this.lastStepDown})` : ''}`);
       }
@@ -277,16 +289,36 @@ export class ReplicateTranslator extends Translator {
     args: Parameters<Translator['call']>[2] & object,
     op: WriteOp,
   ): Promise<ResultOf[WriteTypeOf<F>]> {
-    const route = await this.route(ctx);
-    if (route.kind === 'forward') {
+    return this.viaHolder(ctx, fop, args, async () => {
+      const id = this.nextId++;
+      const p = new Promise<WriteResult>((resolve, reject) => this.waiters.set(id, { resolve, reject }));
+      this.run((this.master as Master).propose(id, op, this.env.clock.nowMs(), false));
+      this.scheduleFlush();
+      return resultOf(WRITE_TYPES[fop] as WriteTypeOf<F>, await p);
+    });
+  }
+
+  /**
+   * Runs `local` on this master's holder, or forwards the fop to the master holding the lock. A
+   * forward that never left (`unavailable`: no connection to that master, which may have just
+   * died) or that found no holder there (`not-holder`) was not applied: route again, until the
+   * caller's deadline. Each hop gets two leases, so a dead holder costs one election, not the deadline.
+   */
+  private async viaHolder<T>(ctx: FopContext, fop: FopName, args: unknown, local: (h: Holder) => Promise<T>): Promise<T> {
+    const deadline = ctx.deadlineMs ?? this.env.clock.nowMs() + this.o['request-timeout-ms'];
+    for (;;) {
+      const route = await this.route({ deadlineMs: deadline });
+      if (route.kind === 'local') return local(route.holder);
       this.forwarded++;
-      return (route.to.call as (f: FopName, c: FopContext, a: unknown) => Promise<ResultOf[WriteTypeOf<F>]>)(fop, ctx, args);
+      const hop: FopContext = { deadlineMs: Math.min(deadline, this.env.clock.nowMs() + 2 * (this.locks as LocksTranslator).leaseDurationMs) };
+      try {
+        return await (route.to.call as (f: FopName, c: FopContext, a: unknown) => Promise<T>)(fop, hop, args);
+      } catch (e) {
+        const retry = isCoordError(e) && (e.code === 'unavailable' || e.code === 'not-holder') && this.env.clock.nowMs() < deadline;
+        if (!retry) throw e;
+        await this.whenReady(Math.min(deadline, this.env.clock.nowMs() + 20));
+      }
     }
-    const id = this.nextId++;
-    const p = new Promise<WriteResult>((resolve, reject) => this.waiters.set(id, { resolve, reject }));
-    this.run((this.master as Master).propose(id, op, this.env.clock.nowMs(), false));
-    this.scheduleFlush();
-    return resultOf(WRITE_TYPES[fop] as WriteTypeOf<F>, await p);
   }
 
   /** Group commit: writes arriving in the same turn of the event loop share a batch. */
@@ -303,21 +335,15 @@ export class ReplicateTranslator extends Translator {
   }
 
   /**
-   * A linearizable read (DESIGN §4.6): the holder gives the read rev (its commitRev when the read
-   * arrives, once the lease or a quorum round confirms it), and the local brick serves it once it
-   * has applied that rev. Elsewhere the read is forwarded to the holder.
+   * A linearizable read on the holder (DESIGN §4.6): the read rev is its commitRev when the read
+   * arrives, once the lease or a quorum round confirms it; the local brick serves the read once
+   * it has applied that rev.
    */
-  private async readPlan<A extends GetArgs | RangeArgs>(ctx: FopContext, a: A): Promise<{ to: Translator; args: A }> {
-    const route = await this.route(ctx);
-    if (route.kind === 'forward') {
-      this.forwarded++;
-      return { to: route.to, args: a };
-    }
+  private async atReadRev<A extends GetArgs | RangeArgs>(a: A): Promise<A> {
     const readRev = await this.readRev();
-    const brick = this.children[0] as Translator;
-    if (a.rev === undefined) return { to: brick, args: { ...a, rev: readRev, minRev: readRev } };
+    if (a.rev === undefined) return { ...a, rev: readRev, minRev: readRev };
     if (a.rev > readRev) throw coordError('future-rev', `rev ${a.rev} is above the current rev ${readRev}`, { rev: readRev });
-    return { to: brick, args: { ...a, minRev: readRev } };
+    return { ...a, minRev: readRev };
   }
 
   private readRev(): Promise<Rev> {
@@ -367,14 +393,25 @@ export class ReplicateTranslator extends Translator {
       }
     }
     const commitRev = h?.commitRev ?? store.commitRev;
-    const voters = h ? (h.stats().voters as Record<string, { matched: number }>) : {};
+    const views = new Map((h?.voterViews(now) ?? []).map((v) => [v.brickId, v]));
     const bricks = [...this.bricks.keys()].map((id) => {
       const isLocal = id === this.brickId;
-      const matched = voters[id]?.matched;
-      const base: BrickStatus = isLocal && brick ? brick : { brickId: id, path: '', lastEpoch: 0 as never, lastRev: (matched ?? 0) as Rev, commitRev: 0 as Rev, compactRev: 0 as Rev, promisedEpoch: 0 as never, keys: 0 };
+      const v = views.get(id);
+      // A remote brick's own figures are not asked for: what the holder knows of it stands in
+      // (its durable last rev; the commit point it was told, at most that).
+      const told = asRev(Math.min(v?.matched ?? 0, commitRev));
+      const base: BrickStatus = isLocal && brick ? brick : { brickId: id, path: this.brickPaths.get(id) ?? '', lastEpoch: asEpoch(0), lastRev: v?.matched ?? asRev(0), commitRev: told, compactRev: store.compactRev, promisedEpoch: asEpoch(0), keys: 0 };
       const role: 'holder' | 'voter' = isLocal && h ? 'holder' : 'voter';
-      const lastRev = matched ?? base.lastRev;
-      return { ...base, lastRev: lastRev as Rev, role, lag: Math.max(0, commitRev - lastRev) };
+      // The holder knows what each voter has durably acked; elsewhere only the local brick is known.
+      const lastRev = v ? v.matched : base.lastRev;
+      return {
+        ...base,
+        lastRev,
+        role,
+        lag: Math.max(0, commitRev - lastRev),
+        ...(v ? { reachable: isLocal || v.reachable } : isLocal ? { reachable: true } : {}),
+        ...(v?.needsSnapshot === true ? { needsSnapshot: true } : {}),
+      };
     });
     return {
       volumeId: store.identity.volumeId,
