@@ -5,16 +5,22 @@
 // median of each column over the rounds, and coordvol's throughput over etcd's and ZooKeeper's.
 // The watch and session workloads of issue 4 (W3, W5, W6: coord-workloads.ts) run only when
 // --workloads names them, after W1/W2 on the same started system, and have their own section.
+// W4 failover (workloads-failover.ts; --members 3 only) runs when named, after the others, on a
+// cluster started for it alone (it kills the leader); etcd runs it once with the etcd3 client's
+// circuit breaker off and, unless --etcd-breaker off, once more with it on, each on a fresh cluster.
+// With --members 3, W1/W2 and W4 go to their own section of BENCHMARKS.md (bench:replicated).
 //
 //   npm run bench -- compare [--rounds N] [--systems coordvol,etcd,zookeeper] [--quick] [--write]
 //                            [--members 1|3] [--duration S] [--warmup S] [--ops N]
 //                            [--connections N] [--workloads w1-put-64,...] [--keys N]
 //   npm run bench -- compare --workloads w3,w5,w6 [--watchers N] [--watch-connections N]
 //                            [--expiry-reps N] [--sessions N,N] [--session-ttl S] [--window S] …
+//   npm run bench -- compare --members 3 --workloads w1,w2,w4 [--etcd-breaker off|on|both] …
 // A --workloads entry names a workload or, before a '-', a family of them (w1, w6-sessions).
 import { readFileSync, writeFileSync } from 'node:fs';
-import { machine, replaceSection } from './machine.js';
+import { machine, upsertSection } from './machine.js';
 import { clientLibraries, errMsg, fmtInt, fmtMs, machineCores, median, stamp } from './report-common.js';
+import { FAILOVER_DEFAULTS, runFailover, summarizeFailover, type FailoverResult, type FailoverSettings } from './workloads-failover.js';
 import { coordReport, summarize } from './coord-report.js';
 import { coordWorkloads, runCoordWorkload, type CoordResult, type CoordSettings, type CoordWorkload } from './coord-workloads.js';
 import { installCleanup, killEverything, withTimeout } from './systems/proc.js';
@@ -33,8 +39,18 @@ export interface CompareOptions {
   /** W3/W5/W6, when selected; they run after the W1/W2 workloads. */
   readonly coord: readonly CoordWorkload[];
   readonly coordSettings: CoordSettings;
+  /** W4, when selected (--members 3): it runs last, on a cluster of its own. */
+  readonly failover: boolean;
+  readonly failoverSettings: Omit<FailoverSettings, 'circuitBreaker'>;
+  /** etcd's W4 runs: with the etcd3 client's per-host circuit breaker off, on, or both (two rows). */
+  readonly etcdBreaker: 'off' | 'on' | 'both';
   readonly progress: (line: string) => void;
 }
+
+/** W4's id and row label. */
+export const FAILOVER_WORKLOAD = { id: 'w4-failover', label: 'W4 failover: kill -9 the leader under ~200 puts/s' } as const;
+/** The table row of etcd's W4 run with the client's default circuit breaker. */
+const ETCD_BREAKER_ROW = 'etcd+breaker';
 
 interface Outcome {
   /** Per system, per workload id: one result per round that ran. */
@@ -45,6 +61,8 @@ interface Outcome {
   readonly coord: Map<string, Map<string, CoordResult[]>>;
   /** Systems that cannot run W3/W5/W6 in this tree (their W1/W2 still run), with why. */
   readonly unavailable: Map<string, string>;
+  /** W4, per row (a system, or etcd+breaker): one result per round that ran. */
+  readonly failover: Map<string, FailoverResult[]>;
 }
 
 /** A W3/W5/W6 run that has not finished by then is abandoned as stuck (W6 with 10,000 sessions takes minutes). */
@@ -55,7 +73,7 @@ const PRELOAD_IN_FLIGHT = 64;
 function parseArgs(args: readonly string[]): { o: Omit<CompareOptions, 'progress'>; write: boolean } {
   const known = new Set([
     '--rounds', '--systems', '--quick', '--write', '--members', '--duration', '--warmup', '--ops', '--connections', '--workloads', '--keys',
-    '--watchers', '--watch-connections', '--expiry-reps', '--sessions', '--session-ttl', '--window',
+    '--watchers', '--watch-connections', '--expiry-reps', '--sessions', '--session-ttl', '--window', '--etcd-breaker',
   ]);
   for (const a of args) if (a.startsWith('--') && !known.has(a)) throw new Error(`compare: unknown option ${a} (known: ${[...known].join(' ')})`);
   const str = (name: string): string | undefined => {
@@ -80,10 +98,15 @@ function parseArgs(args: readonly string[]): { o: Omit<CompareOptions, 'progress
   const ids = str('--workloads')?.split(',').filter(Boolean);
   const picked = (id: string): boolean => (ids ?? []).some((sel) => id === sel || id.startsWith(`${sel}-`));
   for (const sel of ids ?? []) {
-    if (![...WORKLOADS, ...coordAll].some((w) => w.id === sel || w.id.startsWith(`${sel}-`))) {
-      throw new Error(`compare: unknown workload ${sel} (known: ${[...WORKLOADS, ...coordAll].map((w) => w.id).join(', ')}, or a family: w1, w2, w3, w5, w6)`);
+    if (![...WORKLOADS, ...coordAll, FAILOVER_WORKLOAD].some((w) => w.id === sel || w.id.startsWith(`${sel}-`))) {
+      throw new Error(`compare: unknown workload ${sel} (known: ${[...WORKLOADS, ...coordAll, FAILOVER_WORKLOAD].map((w) => w.id).join(', ')}, or a family: w1, w2, w3, w4, w5, w6)`);
     }
   }
+  const members = num('--members', 1, 1);
+  const failover = picked(FAILOVER_WORKLOAD.id);
+  if (failover && members < 3) throw new Error('compare: W4 (failover) kills a leader: it needs --members 3');
+  const etcdBreaker = str('--etcd-breaker') ?? 'both';
+  if (etcdBreaker !== 'off' && etcdBreaker !== 'on' && etcdBreaker !== 'both') throw new Error(`compare: --etcd-breaker takes off, on or both, not ${etcdBreaker}`);
   const warmupMs = num('--warmup', quick ? 1 : 2, 0) * 1000;
   const ops = str('--ops') === undefined ? undefined : num('--ops', 0, 1);
   const durationMs = num('--duration', quick ? 3 : 10, 0.1) * 1000;
@@ -107,7 +130,10 @@ function parseArgs(args: readonly string[]): { o: Omit<CompareOptions, 'progress
         settleMs: quick ? 3_000 : 5_000,
         windowMs: num('--window', quick ? 10 : 20, 1) * 1000,
       },
-      members: num('--members', 1, 1),
+      failover,
+      failoverSettings: FAILOVER_DEFAULTS,
+      etcdBreaker,
+      members,
       connections: num('--connections', 1, 1),
       keys: num('--keys', 10_000, 1),
       valueBytes: 256,
@@ -190,8 +216,45 @@ async function runSystemRound(name: string, round: number, o: CompareOptions, ou
   }
 }
 
+/** W4 on a three-member cluster started for this run alone (the run kills its leader), stopped afterwards. */
+async function runFailoverRound(
+  name: string,
+  row: string,
+  circuitBreaker: boolean,
+  round: number,
+  o: CompareOptions,
+  out: Outcome,
+  setCurrent: (d: SystemDriver | undefined) => void,
+): Promise<void> {
+  const what = FAILOVER_WORKLOAD.id;
+  const driver = (SYSTEMS[name] as NonNullable<(typeof SYSTEMS)[string]>)({ members: o.members, progress: (l) => o.progress(`  ${l}`) });
+  if (!driver.leader || !driver.failoverClient) throw new Unavailable(`${name} cannot run W4 (its driver cannot name the leader)`);
+  const rowName = row === ETCD_BREAKER_ROW ? 'etcd (etcd3 default circuit breaker)' : name === 'etcd' ? 'etcd (circuit breaker off)' : name;
+  setCurrent(driver);
+  try {
+    const t0 = performance.now();
+    await driver.start();
+    if (!out.descriptions.has(name)) out.descriptions.set(name, await driver.describe());
+    o.progress(`  ${rowName} ${what}: a fresh cluster started in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    const r = await withTimeout(
+      runFailover(driver, { ...o.failoverSettings, circuitBreaker }, (l) => o.progress(`  ${rowName} ${l}`)),
+      o.failoverSettings.steadyMs + o.failoverSettings.afterMs + 5 * 60_000,
+      `${rowName} ${what}`,
+    );
+    out.failover.set(row, [...(out.failover.get(row) ?? []), r]);
+    o.progress(`  ${rowName} ${what}: ${summarizeFailover(r)}`);
+  } catch (e) {
+    if (e instanceof Unavailable) throw e;
+    out.failures.push({ system: row, round, what, error: errMsg(e) });
+    o.progress(`  ${rowName} ${what}: FAILED: ${errMsg(e)}`);
+  } finally {
+    await driver.stop().catch((e: unknown) => o.progress(`  ${name}: stop: ${errMsg(e)}`));
+    setCurrent(undefined);
+  }
+}
+
 export async function compare(o: CompareOptions): Promise<Outcome> {
-  const out: Outcome = { results: new Map(), failures: [], descriptions: new Map(), coord: new Map(), unavailable: new Map() };
+  const out: Outcome = { results: new Map(), failures: [], descriptions: new Map(), coord: new Map(), unavailable: new Map(), failover: new Map() };
   let current: SystemDriver | undefined;
   installCleanup(async () => {
     await current?.stop();
@@ -203,7 +266,12 @@ export async function compare(o: CompareOptions): Promise<Outcome> {
     o.progress(`round ${round}/${o.rounds}: ${order.join(', ')}`);
     for (const name of order) {
       try {
-        await runSystemRound(name, round, o, out, (d) => (current = d));
+        if (o.workloads.length > 0 || o.coord.length > 0) await runSystemRound(name, round, o, out, (d) => (current = d));
+        if (o.failover) {
+          const rows: [string, boolean][] =
+            name !== 'etcd' ? [[name, false]] : o.etcdBreaker === 'both' ? [[name, false], [ETCD_BREAKER_ROW, true]] : [[o.etcdBreaker === 'on' ? ETCD_BREAKER_ROW : name, o.etcdBreaker === 'on']];
+          for (const [row, breaker] of rows) await runFailoverRound(name, row, breaker, round, o, out, (d) => (current = d));
+        }
       } catch (e) {
         // Unavailable: a missing piece of this tree, not a failure to retry.
         out.failures.push({ system: name, round, what: 'start', error: errMsg(e) });
@@ -219,8 +287,7 @@ export async function compare(o: CompareOptions): Promise<Outcome> {
 // ---- the report ----------------------------------------------------------------------------
 
 export function report(o: CompareOptions, out: Outcome, command: string, started: Date): string {
-  const sys = o.systems.filter((s) => out.results.has(s));
-  const lines: string[] = [
+  return [
     '### Side by side with etcd and ZooKeeper (issue 3)',
     '',
     `${stamp(started)} UTC · ${machine()} · \`${command}\``,
@@ -233,6 +300,14 @@ export function report(o: CompareOptions, out: Outcome, command: string, started
     '',
     clientLibraries(o.systems),
     '',
+    ...w12Lines(o, out),
+  ].join('\n');
+}
+
+/** The W1/W2 table, its notes and ratios, and its failures. */
+function w12Lines(o: CompareOptions, out: Outcome): string[] {
+  const sys = o.systems.filter((s) => out.results.has(s));
+  const lines: string[] = [
     `Each round starts every system fresh (data in a temp dir, ${o.keys.toLocaleString('en-US')} keys preloaded with ${o.valueBytes}-byte values) and runs the`,
     `workloads back to back; the systems take turns within a round (order rotated every round). Closed loop over ${o.connections} connection(s),`,
     `${o.limits.warmupMs / 1000} s warm-up, then ${o.limits.durationMs !== undefined ? `${o.limits.durationMs / 1000} s` : `${o.limits.ops} ops`} measured; etcd is compacted and defragmented (coordvol compacted)`,
@@ -289,13 +364,123 @@ export function report(o: CompareOptions, out: Outcome, command: string, started
     }
   }
   if (!base) lines.push('', `coordvol: ${out.descriptions.get('coordvol') ?? 'not in this run'}.`);
-  const failures = out.failures.filter((f) => !o.coord.some((w) => w.id === f.what)); // W3/W5/W6 failures go to their own section
+  // W3/W5/W6 failures go to their own section, W4's to its table.
+  const failures = out.failures.filter((f) => !o.coord.some((w) => w.id === f.what) && f.what !== FAILOVER_WORKLOAD.id);
   if (failures.length > 0) {
     lines.push('', 'Failures:', '');
     for (const f of failures) lines.push(`- round ${f.round}, ${LABEL[f.system] ?? f.system}, ${f.what}: ${f.error.split('\n')[0]}`);
   }
+  return lines;
+}
+
+/** Row labels of the W4 table. */
+const failoverLabel = (row: string): string =>
+  row === ETCD_BREAKER_ROW ? 'etcd, etcd3 default circuit breaker' : row === 'etcd' ? 'etcd, circuit breaker off' : (LABEL[row] ?? row);
+
+/** The W4 table and its notes. */
+function failoverLines(o: CompareOptions, out: Outcome): string[] {
+  const f = o.failoverSettings;
+  const rows = o.systems.flatMap((s) => (s !== 'etcd' ? [s] : o.etcdBreaker === 'both' ? ['etcd', ETCD_BREAKER_ROW] : [o.etcdBreaker === 'on' ? ETCD_BREAKER_ROW : 'etcd']));
+  const lines: string[] = [
+    `**${FAILOVER_WORKLOAD.label}.** Every round starts a fresh three-member cluster per system for this run alone. An open-loop`,
+    `writer puts a new key every ${f.intervalMs} ms (≈ ${fmtInt(1000 / f.intervalMs)}/s), each bounded by ${fmtInt(f.callTimeoutMs)} ms, over one client connected to all three`,
+    `members; at most ${fmtInt(f.maxOutstanding)} unanswered (a slot finding that many is skipped): more than rate × timeout, so the cap binds only if`,
+    'puts outlive their timeout. (A cap of 64 did bind: puts sent to a leaderless etcd hang until their timeout, they held every slot,',
+    `and the gap came out as the timeout.) After ${f.steadyMs / 1000} s the leader is found`,
+    '(etcd: `etcdctl endpoint status`; ZooKeeper: `srvr`, Mode: leader; coordvol: `status().volume.holder`, the volume-lock holder)',
+    `and its PID is SIGKILLed; writing goes on for ${f.afterMs / 1000} s. Longest gap = the longest time with no acknowledged put, from ${f.lookBackMs / 1000} s`,
+    'before the kill to the end of writing; first ack = from the kill to the earliest acknowledgment of a put sent after it; slowest',
+    'acked put = the longest a put sent after the kill waited for its acknowledgment (what one caller saw). Failed =',
+    `puts that returned an error or no answer within ${fmtInt(f.callTimeoutMs)} ms (one answered later still counts as failed). Afterwards every key is`,
+    'read back (linearizable, new client): acked lost = an acknowledged key missing or holding another value (aim: 0); failed but',
+    'applied = a failed put whose key is there anyway (allowed: its outcome was unknown). Aim (issue): gap ≤ 1 s.',
+    ...(!o.systems.includes('etcd')
+      ? []
+      : o.etcdBreaker === 'on'
+        ? ['etcd runs with the etcd3 client\'s default per-host circuit breaker (3 consecutive failures open it for 5 s).']
+        : [
+            'etcd runs with the etcd3 client\'s per-host circuit breaker off (its global retry, 3 attempts over shuffled hosts, kept)' +
+              (o.etcdBreaker === 'both' ? ', and again on another fresh cluster with the default breaker (3 consecutive failures open it for 5 s).' : '.'),
+          ]),
+    `Medians over ${o.rounds} round(s); totals summed.`,
+    '',
+    '| system | longest gap, median ms | max ms | gap by round, ms | kill → first ack, median ms | slowest acked put sent after the kill, median ms | failed writes, median (total) | acked lost (total / acked) | failed but applied | puts/s before the kill | slots skipped at the cap, median | leader killed → new leader (last round) |',
+    '|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|',
+  ];
+  for (const row of rows) {
+    const rs = out.failover.get(row) ?? [];
+    if (rs.length === 0) {
+      lines.push(`| ${failoverLabel(row)} | failed | | | | | | | | | | |`);
+      continue;
+    }
+    const m = (g: (r: FailoverResult) => number): number => median(rs.map(g));
+    const sum = (g: (r: FailoverResult) => number): number => rs.reduce((a, r) => a + g(r), 0);
+    const unreadable = sum((r) => r.unreadable);
+    const last = rs[rs.length - 1] as FailoverResult;
+    lines.push(
+      `| ${failoverLabel(row)} | ${fmtInt(m((r) => r.gapMs))} | ${fmtInt(Math.max(...rs.map((r) => r.gapMs)))} | ${rs.map((r) => fmtInt(r.gapMs)).join(' / ')} | ` +
+        `${fmtInt(m((r) => r.recoveryMs))} | ${fmtInt(m((r) => r.slowestAckMs))} | ${fmtInt(m((r) => r.failed))} (${fmtInt(sum((r) => r.failed))}) | ` +
+        `${fmtInt(sum((r) => r.lost))}${sum((r) => r.lost) > 0 ? ' **LOST**' : ''} / ${fmtInt(sum((r) => r.acked))}${unreadable ? ` (${fmtInt(unreadable)} unreadable)` : ''} | ` +
+        `${fmtInt(sum((r) => r.failedButApplied))} | ${fmtInt(m((r) => r.steadyRate))} | ${fmtInt(m((r) => r.skipped))} | ${last.killed} → ${last.newLeader} |`,
+    );
+  }
+  const gap = (row: string): number => median((out.failover.get(row) ?? []).map((r) => r.gapMs));
+  const ratios = rows
+    .filter((r) => r !== 'coordvol')
+    .map((r) => [r, gap('coordvol') / gap(r)] as const)
+    .filter(([, x]) => Number.isFinite(x) && x > 0);
+  if (ratios.length > 0) {
+    lines.push('', `Longest gap, coordvol over the others (median over median; below 1 = coordvol resumes sooner): ${ratios.map(([r, x]) => `coordvol / ${failoverLabel(r)} ${x.toFixed(2)}×`).join('; ')}.`);
+  }
+  const errs = rows.flatMap((row) => (out.failover.get(row) ?? []).flatMap((r, i) => (r.firstError ? [`${failoverLabel(row)}, round ${i + 1}: ${r.firstError}`] : [])));
+  if (errs.length > 0) lines.push('', 'First failed put of each run:', '', ...errs.map((e) => `- ${e}`));
+  const lost = rows.flatMap((row) => (out.failover.get(row) ?? []).flatMap((r, i) => (r.firstLost ? [`${failoverLabel(row)}, round ${i + 1}: ${r.lost} lost, first ${r.firstLost}`] : [])));
+  if (lost.length > 0) lines.push('', 'Acknowledged writes lost:', '', ...lost.map((e) => `- ${e}`));
+  const failures = out.failures.filter((x) => x.what === FAILOVER_WORKLOAD.id);
+  if (failures.length > 0) {
+    lines.push('', 'Failures:', '');
+    for (const x of failures) lines.push(`- round ${x.round}, ${failoverLabel(x.system)}: ${x.error.split('\n')[0]}`);
+  }
+  return lines;
+}
+
+/** The section of a --members 3 run (bench:replicated): W1/W2 and W4, whichever ran. */
+export function replicatedReport(o: CompareOptions, out: Outcome, command: string, started: Date): string {
+  const lines: string[] = [
+    '### Three members each: throughput and failover',
+    '',
+    `${stamp(started)} UTC · ${machine()} · \`${command}\``,
+    '',
+    `Systems (${o.members} members each on loopback, data in temp dirs, fsync on):`,
+    '',
+    ...o.systems.map((s) => `- ${LABEL[s] ?? s}: ${out.descriptions.get(s) ?? 'did not start'}`),
+    '',
+    'Clients, all in one Node process (the load generator):',
+    '',
+    clientLibraries(o.systems),
+  ];
+  if (o.workloads.length > 0) {
+    const [first, ...rest] = w12Lines(o, out);
+    lines.push('', `**W1/W2.** ${first ?? ''}`, ...rest);
+  }
+  else lines.push('', 'W1/W2: not run in this invocation.');
+  if (o.failover) lines.push('', ...failoverLines(o, out));
+  else lines.push('', 'W4 failover: not run in this invocation.');
   return lines.join('\n');
 }
+
+/** For a section BENCHMARKS.md does not have yet: the heading and text the writer appends with its markers. */
+const SECTION_HEADINGS: Readonly<Record<string, string>> = {
+  replicated: [
+    '## Three members each: throughput and failover',
+    '',
+    '`npm run bench -- compare --members 3 --workloads w1,w2,w4` runs coordvol as three masters (`coordvol cluster up --masters 3`,',
+    'volume-lock lease 500 ms, fsync on) next to three-member etcd and ZooKeeper clusters, all on loopback: W1 puts and W2 gets as',
+    'above, and W4, a kill -9 of the leader (coordvol: the volume-lock holder) under ~200 puts/s, on a fresh cluster each round:',
+    'the longest time with no acknowledged put, the puts that failed, and whether every acknowledged put is still there.',
+  ].join('\n'),
+  coordination: '## Watches and sessions side by side (issue 4)',
+};
 
 export async function runCompare(args: readonly string[]): Promise<void> {
   const { o: parsed, write } = parseArgs(args);
@@ -303,7 +488,9 @@ export async function runCompare(args: readonly string[]): Promise<void> {
   const started = new Date();
   const command = `npm run bench -- compare${args.length ? ' ' + args.join(' ') : ''}`;
   o.progress(`coordvol bench compare: ${machine()}`);
-  o.progress(`systems ${o.systems.join(', ')}; ${o.rounds} round(s); ${o.members} member(s) each; workloads ${[...o.workloads, ...o.coord].map((w) => w.id).join(', ')}`);
+  o.progress(
+    `systems ${o.systems.join(', ')}; ${o.rounds} round(s); ${o.members} member(s) each; workloads ${[...o.workloads, ...o.coord, ...(o.failover ? [FAILOVER_WORKLOAD] : [])].map((w) => w.id).join(', ')}`,
+  );
   let out: Outcome;
   try {
     out = await compare(o);
@@ -312,15 +499,17 @@ export async function runCompare(args: readonly string[]): Promise<void> {
   }
   // Each table goes to its own section, and only when its workloads ran in this invocation.
   const sections: [string, string][] = [];
-  if (o.workloads.length > 0) sections.push(['compare', report(o, out, command, started)]);
+  // A replicated run (--members 3) has a section of its own, so the single-member figures stay.
+  if (o.members > 1 && (o.workloads.length > 0 || o.failover)) sections.push(['replicated', replicatedReport(o, out, command, started)]);
+  else if (o.workloads.length > 0) sections.push(['compare', report(o, out, command, started)]);
   if (o.coord.length > 0) sections.push(['coordination', coordReport(o, out, command, started)]);
   for (const [, text] of sections) process.stdout.write(text + '\n\n');
   if (write) {
     const path = 'BENCHMARKS.md';
     let text = readFileSync(path, 'utf8');
-    for (const [name, section] of sections) text = replaceSection(text, name, section, path);
+    for (const [name, section] of sections) text = upsertSection(text, name, section, SECTION_HEADINGS[name] ?? name);
     writeFileSync(path, text);
     process.stderr.write(`wrote ${path} (${sections.map(([n]) => n).join(', ')})\n`);
   }
-  if (out.results.size === 0 && out.coord.size === 0) throw new Error('no system ran');
+  if (out.results.size === 0 && out.coord.size === 0 && out.failover.size === 0) throw new Error('no system ran');
 }

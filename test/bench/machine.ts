@@ -22,3 +22,12 @@ export function replaceSection(text: string, name: string, section: string, file
   if (a < 0 || b < a) throw new Error(`${file} lacks the ${begin} … ${end} markers`);
   return text.slice(0, a + begin.length) + '\n' + section + '\n' + text.slice(b);
 }
+
+/**
+ * replaceSection, or, when `text` lacks the section's markers, `text` with `heading`, the markers
+ * and the section appended at its end (the first run of a new kind of table).
+ */
+export function upsertSection(text: string, name: string, section: string, heading: string): string {
+  if (text.includes(`<!-- bench:${name}:begin -->`) && text.includes(`<!-- bench:${name}:end -->`)) return replaceSection(text, name, section, 'BENCHMARKS.md');
+  return `${text.trimEnd()}\n\n${heading}\n\n<!-- bench:${name}:begin -->\n${section}\n<!-- bench:${name}:end -->\n`;
+}

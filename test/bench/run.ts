@@ -4,6 +4,8 @@
 //   npm run bench -- compare [--rounds N] [--systems coordvol,etcd,zookeeper] [--quick] [--write] …
 //                                                                        side by side with etcd and ZooKeeper (compare.ts)
 //   npm run bench -- compare --workloads w3,w5,w6 [--sessions 1000,10000] …   watches and sessions (issue 4, coord-workloads.ts)
+//   npm run bench -- compare --members 3 --workloads w1,w2,w4 …              three members each: W1/W2 and W4 failover
+//                                                                        (workloads-failover.ts), its own section (bench:replicated)
 import { readFileSync, writeFileSync } from 'node:fs';
 import { machine, replaceSection } from './machine.js';
 import { runSingleBrick, type WorkloadResult } from './single-brick.js';

@@ -3,13 +3,16 @@
 // heartbeat 100 ms, election 1 s), data in a temp dir. Clients are the npm `etcd3` library
 // (@grpc/grpc-js, pure JS): puts are Put, gets are Range with serializable=true or the default
 // linearizable read (ReadIndex through the leader).
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { Etcd3 } from 'etcd3';
+import { Etcd3, type IOptions } from 'etcd3';
 import {
   aptInstall, assertRunning, debVersion, freePort, logTail, onPath, removeDir, run, startServer, stopServer, tempDir, waitUntil, type Server,
 } from './proc.js';
 import type { Endpoint } from './coord.js';
-import { forEachLimited, preloadWith, type DriverOptions, type KvClient, type ReadMode, type SystemDriver } from './types.js';
+import {
+  forEachLimited, preloadWith, type DriverOptions, type FailoverClient, type FailoverClientOptions, type KvClient, type Leader, type ReadMode, type SystemDriver,
+} from './types.js';
 
 interface Member {
   readonly name: string;
@@ -19,6 +22,22 @@ interface Member {
 }
 
 const CALL_TIMEOUT_MS = 10_000;
+
+type HostPolicy = ReturnType<NonNullable<NonNullable<IOptions['faultHandling']>['host']>>;
+
+/**
+ * cockatiel's no-op policy, from the copy etcd3 itself loads (a dependency of etcd3, not of this
+ * project): as a host policy it turns off the per-host circuit breaker etcd3 puts on every host by
+ * default (3 consecutive failures open it for 5 s), which ANCHORS.md found to stretch etcd's
+ * failover from ~1.5 s to ~6 s. The client's global retry (3 attempts over shuffled hosts) stays.
+ */
+function noopPolicy(): HostPolicy {
+  const req = createRequire(createRequire(import.meta.url).resolve('etcd3'));
+  return (req('cockatiel') as { noop: HostPolicy }).noop;
+}
+
+/** etcdctl's JSON holds uint64 ids as bare numbers: quote them before JSON.parse rounds them. */
+const quoteIds = (json: string): string => json.replace(/"(member_id|leader|cluster_id|raft_term)":(\d+)/g, '"$1":"$2"');
 
 export class EtcdDriver implements SystemDriver {
   readonly name = 'etcd';
@@ -130,6 +149,54 @@ export class EtcdDriver implements SystemDriver {
 
   serverPids(): number[] {
     return this.servers.map((s) => s.pid);
+  }
+
+  /**
+   * The member the live endpoints' status names as leader (`etcdctl endpoint status`, asked of each
+   * member alone: etcdctl fails the whole command when one endpoint is down), and its PID.
+   */
+  async leader(): Promise<Leader> {
+    type Status = { Endpoint?: string; Status?: { header?: { member_id?: string }; leader?: string } };
+    const replies = await Promise.all(
+      this.members.map((m) =>
+        run('etcdctl', [`--endpoints=${m.clientUrl}`, 'endpoint', 'status', '-w', 'json', '--command-timeout=2s'], { timeoutMs: 5_000, env: { ...process.env, ETCDCTL_API: '3' } }).then(
+          (out) => JSON.parse(quoteIds(out)) as Status[],
+          () => [] as Status[],
+        ),
+      ),
+    );
+    const status = replies.flat();
+    const leaders = new Set(status.map((x) => x.Status?.leader).filter((l): l is string => !!l && l !== '0'));
+    if (leaders.size !== 1) throw new Error(`etcd: the live endpoints (${status.length}) do not agree on one leader (${[...leaders].join(', ') || 'none'})`);
+    const id = [...leaders][0];
+    const ep = status.find((x) => x.Status?.header?.member_id === id)?.Endpoint;
+    const i = this.members.findIndex((m) => m.clientUrl === ep);
+    const server = this.servers[i];
+    const member = this.members[i];
+    if (!server || !member) throw new Error(`etcd: leader ${id} is at ${ep ?? '?'}, not one of ${this.endpoints()}`);
+    return { name: `${member.name} (${member.clientUrl.replace('http://', '')})`, pid: server.pid };
+  }
+
+  async failoverClient(o: FailoverClientOptions): Promise<FailoverClient> {
+    const c = new Etcd3({
+      hosts: this.members.map((m) => m.clientUrl),
+      dialTimeout: 10_000,
+      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + o.callTimeoutMs }),
+      ...(o.circuitBreaker ? {} : { faultHandling: { host: () => noopPolicy() } }),
+    });
+    await c.get('/bench/ping').serializable(true).string(); // dials before the clock starts
+    return {
+      put: async (key, value) => {
+        await c.put(key).value(Buffer.from(value.buffer, value.byteOffset, value.byteLength));
+      },
+      get: async (key) => {
+        const b = await c.get(key).buffer();
+        return b === null ? undefined : new Uint8Array(b);
+      },
+      close: async () => {
+        c.close();
+      },
+    };
   }
 
   endpoint(): Endpoint {

@@ -142,6 +142,39 @@ export async function freePort(): Promise<number> {
   throw new Error('no free loopback port');
 }
 
+/**
+ * A base port with `n` consecutive loopback ports free a moment ago, none handed out by this run,
+ * below the kernel's ephemeral range (so outgoing connections of the run do not take them later).
+ */
+export async function freePortRange(n: number): Promise<number> {
+  const low = ((): number => {
+    try {
+      const v = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+      return Number.isFinite(v) && v > 2_000 ? v : 32_768;
+    } catch {
+      return 32_768;
+    }
+  })();
+  const lo = Math.min(15_000, low - 1_000);
+  const canBind = (port: number): Promise<boolean> =>
+    new Promise((resolve) => {
+      const srv = createServer();
+      srv.once('error', () => resolve(false));
+      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+    });
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const base = lo + Math.floor(Math.random() * (low - n - lo));
+    const ports = Array.from({ length: n }, (_, i) => base + i);
+    if (ports.some((p) => handedOut.has(p))) continue;
+    let ok = true;
+    for (const p of ports) if (!(ok = await canBind(p))) break;
+    if (!ok) continue;
+    for (const p of ports) handedOut.add(p);
+    return base;
+  }
+  throw new Error(`no ${n} consecutive free loopback ports below ${low}`);
+}
+
 const tempDirs = new Set<string>();
 
 export function tempDir(prefix: string): string {
@@ -229,6 +262,61 @@ export async function stopServer(s: Server, graceMs = 5_000): Promise<void> {
   servers.delete(s);
 }
 
+// ---- servers started by another program (coordvol cluster up) ------------------------------
+
+/** PIDs of servers this run had another program start (not its children): killed like the others if the run dies. */
+const adopted = new Set<number>();
+
+export function adoptPids(pids: readonly number[]): void {
+  for (const p of pids) if (Number.isInteger(p) && p > 1) adopted.add(p);
+}
+
+export function releasePids(pids: readonly number[]): void {
+  for (const p of pids) adopted.delete(p);
+}
+
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  // A zombie (killed, not yet reaped by its parent) answers signal 0 but is gone.
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * PIDs of the live processes whose command line contains `needle` as one argument or part of one
+ * (a run's own temp dir: nothing else names it), from /proc, this process excluded.
+ */
+export function pidsWithArg(needle: string): number[] {
+  const out: number[] = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
+    try {
+      const args = readFileSync(`/proc/${e}/cmdline`, 'utf8').split('\0');
+      if (args.some((a) => a.includes(needle)) && pidAlive(Number(e))) out.push(Number(e));
+    } catch {
+      /* exited meanwhile */
+    }
+  }
+  return out;
+}
+
+/** SIGKILL by PID, ignoring a process already gone. */
+export function killPid(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    /* already gone */
+  }
+}
+
 // ---- last-resort cleanup -------------------------------------------------------------------
 
 /** Kills every server still registered (SIGKILL, by PID) and removes every temp dir. Synchronous. */
@@ -243,6 +331,8 @@ export function killEverything(): void {
     }
   }
   servers.clear();
+  for (const p of adopted) if (pidAlive(p)) killPid(p);
+  adopted.clear();
   for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
   tempDirs.clear();
 }

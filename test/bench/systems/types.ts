@@ -31,6 +31,32 @@ export interface SystemDriver {
   describe(): Promise<string>;
   /** How coordination clients reach it (W3, W5, W6; systems/coord.ts); absent when it cannot be reached from another process. */
   endpoint?(): Endpoint;
+  /** W4: the member that leads now (etcd's leader, ZooKeeper's leader, coordvol's volume-lock holder) and its PID. */
+  leader?(): Promise<Leader>;
+  /** W4: a client for the failover writer and the check afterwards. */
+  failoverClient?(o: FailoverClientOptions): Promise<FailoverClient>;
+}
+
+export interface Leader {
+  /** How the report names it: `m2 (127.0.0.1:23452)`. */
+  readonly name: string;
+  readonly pid: number;
+}
+
+export interface FailoverClientOptions {
+  /** Each call's deadline, as the client library takes it (the harness also bounds every call itself). */
+  readonly callTimeoutMs: number;
+  /** etcd only: keep the etcd3 client's default per-host circuit breaker (off unless asked). */
+  readonly circuitBreaker?: boolean;
+}
+
+/** One connection to every member, as an application would hold it. */
+export interface FailoverClient {
+  /** Writes a new key (its parents created where the system needs them); resolves on acknowledgment. */
+  put(key: string, value: Uint8Array): Promise<void>;
+  /** A linearizable read of `key`: its value, or undefined when it does not exist. */
+  get(key: string): Promise<Uint8Array | undefined>;
+  close(): Promise<void>;
 }
 
 export interface DriverOptions {

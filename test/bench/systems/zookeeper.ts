@@ -14,7 +14,9 @@ import {
   aptInstall, assertRunning, debVersion, freePort, logTail, onPath, removeDir, run, startServer, stopServer, tempDir, waitUntil, withTimeout, type Server,
 } from './proc.js';
 import type { Endpoint } from './coord.js';
-import { forEachLimited, type DriverOptions, type KvClient, type ReadMode, type SystemDriver } from './types.js';
+import {
+  forEachLimited, type DriverOptions, type FailoverClient, type FailoverClientOptions, type KvClient, type Leader, type ReadMode, type SystemDriver,
+} from './types.js';
 
 const JAVA_DIR = '/usr/share/java';
 /** The shortest session the servers grant (zoo.cfg minSessionTimeout; the default is 2 × tickTime). */
@@ -244,6 +246,52 @@ export class ZooKeeperDriver implements SystemDriver {
 
   serverPids(): number[] {
     return this.servers.map((s) => s.pid);
+  }
+
+  /** The server whose `srvr` says Mode: leader, and its PID. */
+  async leader(): Promise<Leader> {
+    const modes = await Promise.all(this.zks.map((z) => fourLetter(z.clientPort, 'srvr', 2_000).then((r) => /Mode: (\w+)/.exec(r)?.[1] ?? '?', () => 'down')));
+    const i = modes.indexOf('leader');
+    const z = this.zks[i];
+    const server = this.servers[i];
+    if (i < 0 || !z || !server) throw new Error(`zookeeper: no server says Mode: leader (${modes.join(', ')})`);
+    return { name: `server ${z.id} (127.0.0.1:${z.clientPort})`, pid: server.pid };
+  }
+
+  /**
+   * One session over the whole connect string (30 s session timeout, so it survives the election).
+   * The library has no per-call timeout: the harness bounds each call. A put is create (its
+   * parent made on NO_NODE); NODE_EXISTS counts as done, since the keys are unique.
+   */
+  async failoverClient(_o: FailoverClientOptions): Promise<FailoverClient> {
+    const c = await connectZk(this.connectString(), 30_000);
+    const create = (path: string, data: Buffer): Promise<void> =>
+      new Promise((resolve, reject) => c.create(path, data, (err) => (err && !isCode(err, zookeeper.Exception.NODE_EXISTS) ? reject(err) : resolve())));
+    const getData = (path: string): Promise<Buffer | undefined> =>
+      new Promise((resolve, reject) =>
+        c.getData(path, (err, data) => (err ? (isCode(err, zookeeper.Exception.NO_NODE) ? resolve(undefined) : reject(err)) : resolve(data ?? Buffer.alloc(0)))),
+      );
+    return {
+      put: async (key, value) => {
+        const data = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+        try {
+          await create(key, data);
+        } catch (e) {
+          if (!isCode(e, zookeeper.Exception.NO_NODE)) throw e;
+          await create(key.slice(0, key.lastIndexOf('/')), Buffer.alloc(0));
+          await create(key, data);
+        }
+      },
+      get: async (key) => {
+        const [, data] = await Promise.all([sync(c, key), getData(key)]);
+        return data === undefined ? undefined : new Uint8Array(data);
+      },
+      close: async () => {
+        const closed = new Promise<void>((r) => c.once('disconnected', () => r()));
+        c.close();
+        await withTimeout(closed, 5_000, 'zookeeper client to close').catch(() => undefined);
+      },
+    };
   }
 
   endpoint(): Endpoint {
