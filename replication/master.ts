@@ -29,6 +29,34 @@ export interface LocalBrick {
   leaseLapsed(nowMs: number): boolean;
 }
 
+/** The durable side of a brick a LocalBrick reads (BrickStore, and the simulator's SimBrick). */
+export type BrickLogState = Pick<LocalBrick, 'promisedEpoch' | 'last' | 'commitRev' | 'compactRev' | 'config' | 'entry'>;
+
+/** A LocalBrick over a brick's durable state, its committed view and its lease record. */
+export function localBrickOver(log: BrickLogState, brickId: string, latestView: () => StateView, leaseLapsed: (nowMs: number) => boolean): LocalBrick {
+  return {
+    brickId,
+    get promisedEpoch() {
+      return log.promisedEpoch;
+    },
+    get last() {
+      return log.last;
+    },
+    get commitRev() {
+      return log.commitRev;
+    },
+    get compactRev() {
+      return log.compactRev;
+    },
+    get config() {
+      return log.config;
+    },
+    entry: (rev) => log.entry(rev),
+    latestView,
+    leaseLapsed,
+  };
+}
+
 /** Broken variants (test/sim proves each is caught). Never set in production. */
 export interface MasterBugs extends HolderBugs {
   /** When the heal source stops answering, heal from the next-best grant instead of locking again. */

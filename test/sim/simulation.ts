@@ -14,7 +14,7 @@ import { prefixEnd } from '../../src/common/keys.js';
 import { seededRandom, type Random } from '../../src/common/random.js';
 import { BrickAcceptor, type BrickBugs } from '../../replication/brick.js';
 import type { Holder } from '../../replication/holder.js';
-import { Master, type LocalBrick, type MasterBugs, type MasterOutput } from '../../replication/master.js';
+import { localBrickOver, Master, type MasterBugs, type MasterOutput } from '../../replication/master.js';
 import type { BrickReply, BrickRequest } from '../../replication/messages.js';
 import type { WriteOp, WriteResult } from '../../replication/ops.js';
 import type { VolumeConfig } from '../../store/types.js';
@@ -224,27 +224,7 @@ export class Simulation {
     node.acceptor = new BrickAcceptor(node.brick, { leaseMs: this.o.leaseMs, nowMs: now, ...(this.o.brickBugs ? { bugs: this.o.brickBugs } : {}) });
     const brick = node.brick;
     const acceptor = node.acceptor;
-    const local: LocalBrick = {
-      brickId: brick.brickId,
-      get promisedEpoch() {
-        return brick.promisedEpoch;
-      },
-      get last() {
-        return brick.last;
-      },
-      get commitRev() {
-        return brick.commitRev;
-      },
-      get compactRev() {
-        return brick.compactRev;
-      },
-      get config() {
-        return brick.config;
-      },
-      entry: (rev) => brick.entry(rev),
-      latestView: () => brick.latestView(),
-      leaseLapsed: (t) => acceptor.leaseLapsed(t),
-    };
+    const local = localBrickOver(brick, brick.brickId, () => brick.latestView(), (t) => acceptor.leaseLapsed(t));
     node.master = new Master(
       { id: `${node.id}.${node.incarnation}`, leaseMs: this.o.leaseMs, driftRho: this.o.driftRho, roundTimeoutMs: this.o.leaseMs, random: this.rnd, fetchMaxEntries: 4, appendMaxEntries: 4, ...(this.o.masterBugs ? { bugs: this.o.masterBugs } : {}) },
       local,

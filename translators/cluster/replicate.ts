@@ -10,7 +10,7 @@ import { coordError, isCoordError, type CoordError } from '../../src/common/erro
 import { asEpoch, asRev, type Rev } from '../../src/common/ids.js';
 import { sessionTickMs } from '../../src/common/limits.js';
 import type { Holder } from '../../replication/holder.js';
-import { Master, quorumOf, type LocalBrick, type MasterOutput } from '../../replication/master.js';
+import { localBrickOver, Master, quorumOf, type MasterOutput } from '../../replication/master.js';
 import type { BrickReply, BrickRequest } from '../../replication/messages.js';
 import type { WriteOp, WriteResult } from '../../replication/ops.js';
 import {
@@ -123,7 +123,7 @@ export class ReplicateTranslator extends Translator {
     this.brickId = store.identity.brickId;
     this.bricks.set(this.brickId, first as Translator);
     this.mapRemotes(store.identity.volumeId, store.config.bricks);
-    const local = this.localBrick(storage, locks);
+    const local = localBrickOver(store, store.identity.brickId, () => storage.latestView(), (now) => locks.leaseLapsed(now));
     this.master = new Master(
       { id: this.holderId, leaseMs: locks.leaseDurationMs, driftRho: this.o['drift-permille'] / 1000, roundTimeoutMs: locks.leaseDurationMs, random: Math.random, brickIdOf: (b) => brickIdOf(store.identity.volumeId, b) },
       local,
@@ -158,31 +158,6 @@ export class ReplicateTranslator extends Translator {
     }
     const missing = configBricks.filter((b) => !this.bricks.has(brickIdOf(volumeId as never, b)));
     if (missing.length > 0) throw coordError('volfile-invalid', `${this.name}: no subvolume reaches brick(s) ${missing.join(', ')} of the volume`);
-  }
-
-  private localBrick(storage: StorageTranslator, locks: LocksTranslator): LocalBrick {
-    const s = storage.store;
-    return {
-      brickId: s.identity.brickId,
-      get promisedEpoch() {
-        return s.promisedEpoch;
-      },
-      get last() {
-        return s.last;
-      },
-      get commitRev() {
-        return s.commitRev;
-      },
-      get compactRev() {
-        return s.compactRev;
-      },
-      get config() {
-        return s.config;
-      },
-      entry: (rev) => s.entry(rev),
-      latestView: () => storage.latestView(),
-      leaseLapsed: (now) => locks.leaseLapsed(now),
-    };
   }
 
   private tick(): void {
