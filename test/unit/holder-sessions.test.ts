@@ -160,6 +160,22 @@ describe('holder session timer', () => {
     expect(r.alive(id)).toBe(true);
   });
 
+  it('a retried open of an idle session marks it active in an entry, like a keepalive (found by test/sim)', () => {
+    const r = new Rig();
+    r.startHolder();
+    const id = r.open(2_000, nonce(6));
+    r.advance(1_100);
+    expect(r.modeOf(id)).toBe('idle');
+    const before = r.log.length;
+    // The client never got the first answer and sends the same open again: it finds its session.
+    const again = r.write({ type: 'session-open', args: { ttlMs: 2_000, nonce: nonce(6) } });
+    expect(again.ok && again.result.type === 'session-open' && again.result.result.id).toBe(id);
+    expect(r.log.length).toBe(before + 1);
+    expect(r.modeOf(id)).toBe('active');
+    r.advance(1_900);
+    expect(r.alive(id)).toBe(true);
+  });
+
   it('a keepalive that arrived before the expiry but is evaluated after the tick keeps the session', () => {
     const r = new Rig();
     r.startHolder();
