@@ -66,6 +66,9 @@ export interface SimOp extends HistoryOp {
   readonly wrote?: boolean | undefined;
   /** Range reads: the key=value pairs returned (checked against the replayed log, not by the lin checker). */
   readonly range?: readonly string[] | undefined;
+  /** A serializable read (not linearizable: checked against the replayed log and for monotonicity, with its minRev). */
+  readonly serializable?: boolean;
+  readonly minRev?: number;
   /** Multi-key txn: every key it put (the lin history holds one put per key). */
   readonly multi?: readonly { key: string; value: string }[] | undefined;
 }
@@ -95,6 +98,8 @@ type Payload =
 type ClientOp =
   | { readonly t: 'write'; readonly kv: KvOp | undefined; readonly multi?: readonly { key: string; value: string }[]; readonly w: WriteOp }
   | { readonly t: 'get'; readonly key: string }
+  /** A serializable get: any master's brick serves it from its committed state, at a rev ≥ minRev (DESIGN §3). */
+  | { readonly t: 'sget'; readonly key: string; readonly minRev: number }
   | { readonly t: 'range' };
 
 type ClientResult =
@@ -114,6 +119,8 @@ class SimNode {
   readonly waiting = new Map<number, { client: number; opId: number; op: ClientOp }>();
   /** Linearizable reads with their readRev, served once the brick has applied it. */
   readonly reads: { readRev: Rev; client: number; opId: number; op: ClientOp }[] = [];
+  /** Serializable reads waiting for the brick to reach their minRev, until their deadline. */
+  readonly sreads: { minRev: number; key: string; client: number; opId: number }[] = [];
   nextId = 1;
   lastHolderCommit = 0;
   holderSeen: Holder | undefined;
@@ -135,6 +142,8 @@ interface ClientState {
   busy: boolean;
   opSeq: number;
   current: { opId: number; op: ClientOp; invokeMs: number; node: number } | undefined;
+  /** The highest rev this client has seen: its serializable reads carry it as minRev. */
+  seenRev: number;
 }
 
 export class Simulation {
@@ -179,7 +188,7 @@ export class Simulation {
       this.nodes.push(node);
       this.boot(node);
     }
-    for (let c = 0; c < this.o.clients; c++) this.clients.push({ id: c, target: c % this.o.masters, busy: false, opSeq: 0, current: undefined });
+    for (let c = 0; c < this.o.clients; c++) this.clients.push({ id: c, target: c % this.o.masters, busy: false, opSeq: 0, current: undefined, seenRev: 0 });
     this.sessionClients = new SessionClients(
       {
         rnd: this.rnd,
@@ -219,6 +228,7 @@ export class Simulation {
     node.up = true;
     node.waiting.clear();
     node.reads.length = 0;
+    node.sreads.length = 0;
     node.lastHolderCommit = 0;
     const now = node.now(this.agenda.nowMs);
     node.acceptor = new BrickAcceptor(node.brick, { leaseMs: this.o.leaseMs, nowMs: now, ...(this.o.brickBugs ? { bugs: this.o.brickBugs } : {}) });
@@ -337,6 +347,16 @@ export class Simulation {
   /** Linearizable reads are served from the brick's state once it has applied their readRev. */
   private serveReads(node: SimNode): void {
     const i = this.nodes.indexOf(node);
+    for (let k = 0; k < node.sreads.length; ) {
+      const r = node.sreads[k] as SimNode['sreads'][number];
+      const rev = node.brick.commitRev;
+      if (rev < r.minRev) {
+        k++;
+        continue;
+      }
+      node.sreads.splice(k, 1);
+      this.answer(i, r.client, r.opId, { ok: true, rev, wrote: false, value: dec(node.brick.viewAt(rev).get(r.key)?.value) });
+    }
     for (let k = 0; k < node.reads.length; ) {
       const r = node.reads[k] as SimNode['reads'][number];
       if (node.brick.commitRev < r.readRev) {
@@ -456,6 +476,20 @@ export class Simulation {
   // ── clients ──────────────────────────────────────────────────────────────────────────────
 
   private onClientRequest(node: SimNode, p: Extract<Payload, { k: 'client-req' }>): void {
+    if (p.op.t === 'sget') {
+      const r = { minRev: p.op.minRev, key: p.op.key, client: p.client, opId: p.opId };
+      node.sreads.push(r);
+      this.serveReads(node);
+      const inc = node.incarnation;
+      // A brick below minRev waits until the deadline, then answers `behind` (DESIGN §3).
+      this.agenda.after(this.o.leaseMs, () => {
+        const k = node.sreads.indexOf(r);
+        if (k < 0 || node.incarnation !== inc) return;
+        node.sreads.splice(k, 1);
+        this.answer(this.nodes.indexOf(node), r.client, r.opId, { ok: false, definite: true, code: 'behind' });
+      });
+      return;
+    }
     const id = node.nextId++;
     node.waiting.set(id, { client: p.client, opId: p.opId, op: p.op });
     const now = node.now(this.agenda.nowMs);
@@ -479,7 +513,7 @@ export class Simulation {
     const key = KEYS[Math.floor(this.rnd() * KEYS.length)] as string;
     const value = `c${c.id}v${++this.valueSeq}`;
     const x = this.rnd();
-    if (x < 0.35) return { t: 'get', key };
+    if (x < 0.35) return this.rnd() < 0.3 ? { t: 'sget', key, minRev: c.seenRev } : { t: 'get', key };
     if (x < 0.4) return { t: 'range' };
     if (x < 0.6) return { t: 'write', kv: { f: 'put', key, value }, w: { type: 'put', args: { key, value: enc(value) } } };
     if (x < 0.67) return { t: 'write', kv: { f: 'delete', key }, w: { type: 'delete', args: { key } } };
@@ -534,7 +568,9 @@ export class Simulation {
     const rev = res.ok ? res.rev : undefined;
     const wrote = res.ok ? res.wrote : undefined;
     const op = cur.op;
-    if (op.t === 'get') this.history.push({ id: this.nextHistoryId++, ...base, op: { f: 'get', key: op.key }, outcome, rev, wrote });
+    if (res.ok) c.seenRev = Math.max(c.seenRev, res.rev);
+    if (op.t === 'sget') this.history.push({ id: this.nextHistoryId++, ...base, op: { f: 'get', key: op.key }, outcome, rev, wrote, serializable: true, minRev: op.minRev });
+    else if (op.t === 'get') this.history.push({ id: this.nextHistoryId++, ...base, op: { f: 'get', key: op.key }, outcome, rev, wrote });
     else if (op.t === 'range') {
       if (res.ok) this.history.push({ id: this.nextHistoryId++, ...base, op: { f: 'get', key: PREFIX }, outcome: { type: 'unknown' }, rev, wrote, range: res.range });
     } else if (op.kv) this.history.push({ id: this.nextHistoryId++, ...base, op: op.kv, outcome, rev, wrote });
