@@ -118,7 +118,7 @@ describe('a 3-master volume of real processes', () => {
     }
   }, 60_000);
 
-  it('kill -9 of the holder under writes: writes resume, none acknowledged is lost, the history is linearizable', async () => {
+  it('kill -9 of the holder under writes: writes resume, none acknowledged is lost, the history is linearizable, a session lives on', async () => {
     const servers = up.masters.map((m) => m.listen);
     const secret = readFileSync(up.secretFile, 'utf8');
     const vols = await Promise.all([0, 1, 2, 3].map(() => connect({ servers, secret, timeoutMs: 5_000 })));
@@ -126,6 +126,9 @@ describe('a 3-master volume of real processes', () => {
     const acked = new Map<string, string>();
     const ids = { next: 0 };
     let stop = false;
+    // A session with an ephemeral key, held across the failover by its keepalives (ttl 3 s).
+    const session = await (vols[0] as RemoteVolume).openSession({ ttlMs: 3_000 });
+    await (vols[0] as RemoteVolume).put('/f/eph', Buffer.from('alive'), { session: session.id });
     const running = vols.map((v, i) => writer(v, i, () => stop, history, acked, ids));
     await sleep(1_500);
     const victim = up.masters.find((m) => m.listen === up.holder);
@@ -147,6 +150,11 @@ describe('a 3-master volume of real processes', () => {
     }
     const lin = checkLinearizable(history);
     expect(lin.ok, lin.explanation).toBe(true);
+    // The session outlived the failover (4 s > its ttl, so keepalives reached the new holder).
+    expect(session.isLost).toBe(false);
+    expect((await (vols[1] as RemoteVolume).get('/f/eph')).kv?.session).toBe(session.id);
+    await session.close();
+    expect((await (vols[1] as RemoteVolume).get('/f/eph')).kv).toBeUndefined();
     await Promise.all(vols.map((v) => v.close()));
   }, 90_000);
 
