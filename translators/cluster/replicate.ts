@@ -7,7 +7,7 @@
 import { hostname } from 'node:os';
 import { assert, unreachable } from '../../src/common/assert.js';
 import { coordError, isCoordError, type CoordError } from '../../src/common/errors.js';
-import { asEpoch, asRev, type Rev } from '../../src/common/ids.js';
+import { asEpoch, asRev, type Rev, type VolumeId } from '../../src/common/ids.js';
 import { sessionTickMs } from '../../src/common/limits.js';
 import type { Holder } from '../../replication/holder.js';
 import { localBrickOver, Master, quorumOf, type MasterOutput } from '../../replication/master.js';
@@ -139,7 +139,7 @@ export class ReplicateTranslator extends Translator {
   }
 
   /** Maps each protocol/client subvolume to the brick behind it, from the volfile options. */
-  private mapRemotes(volumeId: string, configBricks: readonly string[]): void {
+  private mapRemotes(volumeId: VolumeId, configBricks: readonly string[]): void {
     const remotes = (this.o['remote-bricks'] ?? '').split(/[\s,]+/).filter((s) => s.length > 0);
     const masters = (this.o['remote-masters'] ?? '').split(/[\s,]+/).filter((s) => s.length > 0);
     const subs = this.children.slice(1);
@@ -151,12 +151,12 @@ export class ReplicateTranslator extends Translator {
     }
     for (const [i, b] of remotes.entries()) {
       if (!configBricks.includes(b)) throw coordError('volfile-invalid', `${this.name}: remote brick ${b} is not in the volume's config (${configBricks.join(' ')})`);
-      this.bricks.set(brickIdOf(volumeId as never, b), subs[i] as Translator);
-      this.brickPaths.set(brickIdOf(volumeId as never, b), b);
+      this.bricks.set(brickIdOf(volumeId, b), subs[i] as Translator);
+      this.brickPaths.set(brickIdOf(volumeId, b), b);
       const m = masters[i];
       if (m !== undefined) this.masters.set(m, subs[i] as Translator);
     }
-    const missing = configBricks.filter((b) => !this.bricks.has(brickIdOf(volumeId as never, b)));
+    const missing = configBricks.filter((b) => !this.bricks.has(brickIdOf(volumeId, b)));
     if (missing.length > 0) throw coordError('volfile-invalid', `${this.name}: no subvolume reaches brick(s) ${missing.join(', ')} of the volume`);
   }
 
