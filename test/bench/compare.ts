@@ -286,19 +286,26 @@ export async function compare(o: CompareOptions): Promise<Outcome> {
 
 // ---- the report ----------------------------------------------------------------------------
 
-export function report(o: CompareOptions, out: Outcome, command: string, started: Date): string {
+/** A section's head: title, when and how it ran, the systems and their client libraries. */
+function reportHead(title: string, systemsIntro: string, o: CompareOptions, out: Outcome, command: string, started: Date): string[] {
   return [
-    '### Side by side with etcd and ZooKeeper (issue 3)',
+    `### ${title}`,
     '',
     `${stamp(started)} UTC · ${machine()} · \`${command}\``,
     '',
-    'Systems:',
+    systemsIntro,
     '',
     ...o.systems.map((s) => `- ${LABEL[s] ?? s}: ${out.descriptions.get(s) ?? 'did not start'}`),
     '',
     'Clients, all in one Node process (the load generator):',
     '',
     clientLibraries(o.systems),
+  ];
+}
+
+export function report(o: CompareOptions, out: Outcome, command: string, started: Date): string {
+  return [
+    ...reportHead('Side by side with etcd and ZooKeeper (issue 3)', 'Systems:', o, out, command, started),
     '',
     ...w12Lines(o, out),
   ].join('\n');
@@ -446,19 +453,7 @@ function failoverLines(o: CompareOptions, out: Outcome): string[] {
 
 /** The section of a --members 3 run (bench:replicated): W1/W2 and W4, whichever ran. */
 export function replicatedReport(o: CompareOptions, out: Outcome, command: string, started: Date): string {
-  const lines: string[] = [
-    '### Three members each: throughput and failover',
-    '',
-    `${stamp(started)} UTC · ${machine()} · \`${command}\``,
-    '',
-    `Systems (${o.members} members each on loopback, data in temp dirs, fsync on):`,
-    '',
-    ...o.systems.map((s) => `- ${LABEL[s] ?? s}: ${out.descriptions.get(s) ?? 'did not start'}`),
-    '',
-    'Clients, all in one Node process (the load generator):',
-    '',
-    clientLibraries(o.systems),
-  ];
+  const lines: string[] = reportHead('Three members each: throughput and failover', `Systems (${o.members} members each on loopback, data in temp dirs, fsync on):`, o, out, command, started);
   if (o.workloads.length > 0) {
     const [first, ...rest] = w12Lines(o, out);
     lines.push('', `**W1/W2.** ${first ?? ''}`, ...rest);
