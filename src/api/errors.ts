@@ -42,6 +42,8 @@ const STATUS: Readonly<Record<ErrorCode, number>> = {
   'protocol-error': 500,
   // A watch stream the server cancelled: its consumer fell behind (start a new one).
   'slow-consumer': 503,
+  // A watch whose brick lost touch with the holder: resume it on another master (Last-Event-ID).
+  'moved': 503,
 };
 
 export function httpStatus(code: ErrorCode): number {

@@ -2,8 +2,13 @@
 // event naming the first rev it covers, then one `events` event per rev that touches the range
 // (and `progress` events when asked for), each with `id: <rev>`: a browser's EventSource that
 // reconnects sends Last-Event-ID and the stream goes on from the rev after it. An error after the
-// stream started (compacted, slow-consumer) is an `error` event, and the stream ends. Bad input
-// is refused before the stream starts, like any route (400).
+// stream started (compacted, slow-consumer, moved) is an `error` event, and the stream ends. Bad
+// input is refused before the stream starts, like any route (400).
+//
+// `moved` (DESIGN §6): this master's brick has not heard from a holder for 2·leaseMs, so its log
+// may be behind the volume's. The watch is not resumed here (it would wait on the same brick):
+// the `error` event names `moved` with `details.cursor`, the rev after the last delivered, and
+// the HTTP client reconnects — to another master — with Last-Event-ID or fromRev = cursor.
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import { coordError, isCoordError } from '../common/errors.js';
 import { RESERVED_PREFIX } from '../common/keys.js';
@@ -79,7 +84,7 @@ export const watchRoutes: FastifyPluginAsync<{ volume: Volume }> = async (app, {
     checkWatchArgs({ ...sel, ...(q.fromRev !== undefined ? { fromRev: q.fromRev } : {}), ...opts });
     // Without a start, the stream begins after the current rev (a linearizable read says which).
     const fromRev = q.fromRev ?? (resumeAfter !== undefined ? resumeAfter + 1 : (await volume.get(RESERVED_PREFIX)).rev + 1);
-    const watcher = volume.watch(sel, { ...opts, fromRev });
+    const watcher = volume.watch(sel, { ...opts, fromRev, endOnMoved: true });
     open.add(watcher);
     await stream(reply, watcher, fromRev).finally(() => open.delete(watcher));
   });

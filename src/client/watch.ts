@@ -8,7 +8,11 @@
 //
 // The stream outlives the watch that serves it: when the serving watch ends for a reason that
 // another try can cure (a broken connection, a server going away), the library starts a new one
-// from the rev after the last it delivered, so the consumer sees no gap and no duplicate.
+// from the rev after the last it delivered, so the consumer sees no gap and no duplicate. One
+// such end is `moved` (DESIGN §6): the serving brick has not heard from a holder for 2·leaseMs,
+// so its log may be behind; over connect() the connection has moved to the next listed server
+// (protocol/client), and the watch starts again there after a short pause — with one server (or
+// in-process) it tries the same one again after that pause, backing off, until it is cancelled.
 // Messages wait in a queue until the consumer takes them; past the backlog cap the serving side
 // cancels the watch and the iterator ends with `slow-consumer` after the queued messages.
 import { coordError, isCoordError, type CoordError } from '../common/errors.js';
@@ -34,6 +38,12 @@ export interface WatchOpts {
   readonly resync?: boolean;
   /** Progress notifications while the range is quiet. */
   readonly progress?: boolean;
+  /**
+   * On `moved` (the serving brick lost touch with the holder), end the stream with it — thrown
+   * after the queued messages, `details.cursor` the rev after the last delivered — rather than
+   * resume it. For a caller that can send its own consumer elsewhere (the HTTP API).
+   */
+  readonly endOnMoved?: boolean;
 }
 
 export interface Watcher extends AsyncIterable<WatchMessage> {
@@ -41,8 +51,8 @@ export interface Watcher extends AsyncIterable<WatchMessage> {
   cancel(): Promise<void>;
 }
 
-/** Ends of a serving watch that a new watch from the next rev cures. */
-const RESUMABLE = new Set(['unavailable', 'timeout', 'indeterminate', 'no-quorum', 'behind']);
+/** Ends of a serving watch that a new watch from the next rev cures (`moved`: on another master, or later). */
+const RESUMABLE = new Set(['unavailable', 'timeout', 'indeterminate', 'no-quorum', 'behind', 'moved']);
 const RETRY_MS_MIN = 20;
 const RETRY_MS_MAX = 2_000;
 
@@ -182,6 +192,11 @@ class WatchStream implements Watcher {
   onEnd(e: CoordError): void {
     this.attempt = undefined;
     if (this.state !== 'running') return;
+    if (e.code === 'moved' && this.opts.endOnMoved) {
+      // The consumer resumes from what it got: the rev after the last delivered (or the server's
+      // cursor, before the first watch said where the stream starts).
+      return this.fail(coordError('moved', e.message, this.next !== undefined ? { ...e.details, cursor: this.next } : e.details));
+    }
     if (RESUMABLE.has(e.code)) return this.retryLater(() => this.open());
     if (e.code === 'compacted' && this.opts.resync) return void this.resync();
     this.fail(e);

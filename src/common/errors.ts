@@ -26,6 +26,10 @@ export const ERROR_CODES = [
   'protocol-error', // a malformed, oversized or unexpected frame or message
   'unauthorized', // an HTTP request without the bearer token the API requires
   'slow-consumer', // a watcher that did not take its events fast enough: cancelled, its buffer over the cap
+  // A watch the serving brick ended (or would not start) because it cannot vouch for its log: it
+  // has not heard from a holder for 2·leaseMs (DESIGN §6). details.cursor is the next rev the
+  // stream would have delivered; the library resumes it on another master from there.
+  'moved',
   'session-not-found', // a put naming a session the volume does not have (ended or never opened)
   'session-expired', // a keepalive or close of a session that has ended
   'internal',

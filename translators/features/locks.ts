@@ -73,6 +73,8 @@ export class LocksTranslator extends Translator {
   private acceptor: BrickAcceptor | undefined;
   /** Settles once every write issued so far is durable (rejects, for good, if one failed). */
   private durable: Promise<void> = Promise.resolve();
+  /** Monotonic ms of the latest append or heartbeat that set the lease record, or of the start. */
+  private heardMs = 0;
 
   constructor(spec: TranslatorSpec) {
     super(spec);
@@ -91,7 +93,9 @@ export class LocksTranslator extends Translator {
     this.storage = child;
     // A restarted brick does not know whether a holder's lease is still running: the acceptor
     // waits one lease before granting (DESIGN §4 "Brick volatile state").
-    this.acceptor = new BrickAcceptor(new StoreLog(child), { leaseMs: this.leaseMs, nowMs: this.env.clock.nowMs() });
+    const now = this.env.clock.nowMs();
+    this.acceptor = new BrickAcceptor(new StoreLog(child), { leaseMs: this.leaseMs, nowMs: now });
+    this.heardMs = now;
     await super.init();
   }
 
@@ -110,6 +114,17 @@ export class LocksTranslator extends Translator {
     return this.leaseMs;
   }
 
+  /**
+   * When the brick last heard from a holder: the monotonic time (the graph clock's) of the latest
+   * append or heartbeat at its promised epoch — one that set the lease record, refused for a prev
+   * mismatch or not — or of its start if none came since. A grant does not count, and a rise of
+   * promisedEpoch does not reset it: it says how long the brick's log may have been cut off from
+   * the holder's (features/watch ends watches `moved` past 2·leaseMs, DESIGN §6).
+   */
+  lastHeardMs(): number {
+    return this.heardMs;
+  }
+
   // Handlers are async so that an acceptor assertion (a malformed message) rejects the call
   // rather than throwing out of it.
   private get brick(): BrickAcceptor {
@@ -126,7 +141,14 @@ export class LocksTranslator extends Translator {
   }
 
   private async append(m: AppendArgs): Promise<AppendResult> {
-    const res = await this.carry(this.brick.append(m, this.env.clock.nowMs()));
+    const now = this.env.clock.nowMs();
+    const before = this.brick.lease;
+    const decision = this.brick.append(m, now);
+    // The acceptor makes a new lease record for every append it takes as the holder's (epoch ≥
+    // promisedEpoch) and leaves it alone for a fenced one.
+    const after = this.brick.lease;
+    if (after !== undefined && after !== before) this.heardMs = now;
+    const res = await this.carry(decision);
     this.storage?.notifyCommitted(); // wake reads waiting for a rev this append committed
     return res;
   }
@@ -151,9 +173,10 @@ export class LocksTranslator extends Translator {
 
   override dump(): Readonly<Record<string, unknown>> {
     const now = this.env.clock.nowMs();
-    if (this.acceptor && this.storage?.isUp) return this.acceptor.dump(now);
+    const heardAgoMs = Math.max(0, now - this.heardMs);
+    if (this.acceptor && this.storage?.isUp) return { ...this.acceptor.dump(now), heardAgoMs };
     const stats = this.acceptor?.stats(now) ?? { lease: null, grants: 0, fencedAppends: 0, fencedFetches: 0, mismatchedAppends: 0 };
-    return { promisedEpoch: undefined, grantee: undefined, leaseMs: this.leaseMs, ...stats };
+    return { promisedEpoch: undefined, grantee: undefined, leaseMs: this.leaseMs, ...stats, heardAgoMs };
   }
 }
 

@@ -14,6 +14,20 @@
 // A live consumer whose backlog is over the cap when its next rev comes is cancelled with
 // `slow-consumer`; nothing waits for a consumer, so neither writes nor other watchers stall.
 // `compacted` goes to a watcher whose cursor is at or below the brick's compactRev.
+//
+// `moved` (DESIGN §6): on a brick of a replicated volume (more than one brick in its config), once
+// the brick has not heard from a holder for 2·leaseMs (features/locks' lastHeardMs: no append or
+// heartbeat at its promised epoch), its log may have fallen behind the volume's without knowing
+// it, so a watch served from it could stall unnoticed. Every watch stream ends `moved` (details:
+// its cursor, the next rev it would deliver) and new watches are refused `moved` until a holder
+// is heard from again; the library resumes the stream on another master from its last rev + 1.
+// Checked on a timer of leaseMs/2 and when a watch starts — never per event, so fan-out costs
+// nothing more. A single-brick volume (or a graph with no features/locks below) never sends it.
+// The design's two other causes of `moved` — a snapshot install passing a watch's cursor, and a
+// fromRev below what the brick holds but above the volume's compactRev — come with snapshot
+// heals, which are not built yet. Until then a brick holds every rev above its own compactRev
+// (in its log, or below the log in the history tables that replayHistory reads), so neither
+// can occur; add them here when snapshot installs exist.
 import { AssertionError } from '../../src/common/assert.js';
 import { coordError, isCoordError, type CoordError } from '../../src/common/errors.js';
 import { asRev, NO_SESSION, type Rev } from '../../src/common/ids.js';
@@ -25,6 +39,7 @@ import type { Entry, KeyRange } from '../../store/types.js';
 import type { OptionSchema, OptionValues } from '../options.js';
 import { StorageTranslator } from '../storage/brick.js';
 import { Translator, type TranslatorClass, type TranslatorSpec } from '../translator.js';
+import { LocksTranslator } from './locks.js';
 import { checkWatchArgs, seesReserved, watchRange } from './watch-args.js';
 import { SharedEvent } from './watch-codec.js';
 import { changesOf, historyWindow, type Change } from './watch-history.js';
@@ -66,13 +81,16 @@ export class WatchTranslator extends Translator {
   private storeV: BrickStore | undefined;
   private unsubscribe: (() => void) | undefined;
   private timer: NodeJS.Timeout | undefined;
+  /** The brick's lock keeper (features/locks), when it sits below: whether the brick hears a holder. */
+  private locks: LocksTranslator | undefined;
+  private holderTimer: NodeJS.Timeout | undefined;
   /** The last committed rev fanned out to live watchers. */
   private liveRev: Rev = asRev(0);
   private readonly watchers = new Map<number, Watcher>();
   private readonly index = new RangeIndex<Watcher>();
   private readonly progressWatchers = new Set<Watcher>();
   private nextId = 1;
-  private readonly stats = { watches: 0, eventsSent: 0, messagesSent: 0, progressSent: 0, compacted: 0, slowConsumers: 0, historyWindows: 0, sinkFailures: 0 };
+  private readonly stats = { watches: 0, eventsSent: 0, messagesSent: 0, progressSent: 0, compacted: 0, slowConsumers: 0, moved: 0, movedRefused: 0, historyWindows: 0, sinkFailures: 0 };
 
   constructor(spec: TranslatorSpec) {
     super(spec);
@@ -102,6 +120,12 @@ export class WatchTranslator extends Translator {
     const tickMs = Math.max(5, Math.floor(this.o['progress-ms'] / 2));
     this.timer = setInterval(() => this.tick(), tickMs);
     this.timer.unref();
+    const locks = child?.find<LocksTranslator>('features/locks');
+    if (locks instanceof LocksTranslator) {
+      this.locks = locks;
+      this.holderTimer = setInterval(() => this.checkHolder(), Math.max(5, Math.floor(locks.leaseDurationMs / 2)));
+      this.holderTimer.unref();
+    }
     await super.init();
   }
 
@@ -115,6 +139,11 @@ export class WatchTranslator extends Translator {
     const store = this.store;
     const fromRev = a.fromRev ?? asRev(this.liveRev + 1);
     if (fromRev <= store.compactRev) throw compactedError(fromRev, store.compactRev);
+    const quietMs = this.cutOffMs();
+    if (quietMs !== undefined) {
+      this.stats.movedRefused++;
+      throw movedError(this.name, fromRev, quietMs);
+    }
     const range = watchRange(a);
     let stop: () => void = () => undefined;
     const stopped = new Promise<void>((r) => (stop = r));
@@ -165,6 +194,7 @@ export class WatchTranslator extends Translator {
     this.forget(w);
     if (why.code === 'compacted') this.stats.compacted++;
     if (why.code === 'slow-consumer') this.stats.slowConsumers++;
+    if (why.code === 'moved') this.stats.moved++;
     try {
       w.sink.end(why);
     } catch (e) {
@@ -337,6 +367,33 @@ export class WatchTranslator extends Translator {
     }
   }
 
+  // ---- moved
+
+  /**
+   * How long the brick has not heard from a holder, when that is 2·leaseMs or more on a brick of
+   * a replicated volume (its log may be behind the volume's); undefined while it is in touch.
+   */
+  private cutOffMs(): number | undefined {
+    const locks = this.locks;
+    if (locks === undefined || !this.storeV || this.storeV.config.bricks.length <= 1) return undefined;
+    const quietMs = this.env.clock.nowMs() - locks.lastHeardMs();
+    return quietMs >= 2 * locks.leaseDurationMs ? quietMs : undefined;
+  }
+
+  /** The holder timer: a brick cut off from the holder ends every watch stream `moved`. */
+  private checkHolder(): void {
+    if (this.watchers.size === 0) return;
+    const quietMs = this.cutOffMs();
+    if (quietMs === undefined) return;
+    for (const w of [...this.watchers.values()]) this.end(w, movedError(this.name, this.cursorOf(w), quietMs));
+  }
+
+  /** The next rev a watcher's stream would deliver. */
+  private cursorOf(w: Watcher): Rev {
+    // live: everything up to liveRev has been fanned out to it (or lies before its first rev).
+    return w.state === 'live' ? asRev(Math.max(w.cursor, this.liveRev + 1)) : w.cursor;
+  }
+
   // ---- inspection and lifecycle
 
   override dump(): Readonly<Record<string, unknown>> {
@@ -357,6 +414,7 @@ export class WatchTranslator extends Translator {
       replaying,
       waiting,
       liveRev: this.liveRev,
+      cutOff: this.cutOffMs() !== undefined,
       progressMs: this.o['progress-ms'],
       backlogBytesMax: this.o['backlog-bytes-max'],
       ...this.stats,
@@ -366,6 +424,7 @@ export class WatchTranslator extends Translator {
 
   override async fini(): Promise<void> {
     if (this.timer !== undefined) clearInterval(this.timer);
+    if (this.holderTimer !== undefined) clearInterval(this.holderTimer);
     this.unsubscribe?.();
     const bye = coordError('closed', 'the volume is shutting down');
     for (const w of [...this.watchers.values()]) this.end(w, bye);
@@ -376,6 +435,10 @@ export class WatchTranslator extends Translator {
 
 function compactedError(cursor: number, compactRev: Rev): CoordError {
   return coordError('compacted', `the watch needs rev ${cursor}, at or below the compact rev ${compactRev}`, { compactRev, rev: cursor });
+}
+
+function movedError(brick: string, cursor: number, quietMs: number): CoordError {
+  return coordError('moved', `${brick} has not heard from a holder for ${Math.round(quietMs)} ms (2·leaseMs or more): its log may be behind the volume's; watch from rev ${cursor} on another master`, { cursor });
 }
 
 export const watchClass: TranslatorClass = {

@@ -19,6 +19,14 @@
 // in flight on the old connection are answered there: it closes once they are (no write is made
 // indeterminate by a move). With one server, not-holder is the caller's answer.
 //
+// `moved` (DESIGN §6: the server's brick has not heard from a holder for 2·leaseMs, so its log
+// may be behind): a watch refused `moved`, or a watch stream ended `moved`, on the current
+// connection moves it the same way to the next listed server (first at once, then with the same
+// pauses while watches keep being refused or moved, until a watch is taken). The watch itself
+// fails or ends `moved`, and every other watch stream of the old connection ends `unavailable`;
+// the library starts them all again on the new connection from the rev after the last each
+// delivered. With one server nothing moves: the library retries it after a pause.
+//
 // Brick fops (probe, lock, append, fetch: a remote master's replicate translator driving this
 // server's brick) neither wait nor go out twice: with no open connection they fail `unavailable`
 // at once, in flight on a connection that breaks `unavailable`, past their deadline `timeout`.
@@ -95,6 +103,9 @@ interface Pending {
 }
 
 const isRead = (op: WireFop): boolean => READ_FOPS.has(op as ClientFop);
+
+/** A watch request (RemoteWatches sends it through request(), outside WireFop's type). */
+const isWatchRequest = (p: Pending): boolean => (p.op as string) === 'watch';
 
 /** Ops whose success proves the server's master holds the lock (a serializable read does not). */
 const HOLDER_FOPS: ReadonlySet<WireFop> = new Set(['put', 'delete', 'txn', 'compact', 'sessionOpen', 'keepalive', 'sessionClose']);
@@ -181,6 +192,13 @@ class WaitQueue {
   }
 }
 
+/** The error of a watch push that ends its stream `moved`, if it is one (read before any check: a light look). */
+function movedEnd(body: unknown): CoordError | undefined {
+  const b = body as { kind?: unknown; error?: { code?: unknown; message?: unknown } } | null;
+  if (b === null || typeof b !== 'object' || b.kind !== 'end' || typeof b.error !== 'object' || b.error === null || b.error.code !== 'moved') return undefined;
+  return coordError('moved', typeof b.error.message === 'string' ? b.error.message : 'the watch moved');
+}
+
 /** Refusals that another try at the same server would get again. */
 const DEFINITIVE = new Set(['auth-failed', 'wrong-volume', 'protocol-error']);
 
@@ -207,6 +225,8 @@ export class ProtocolClientTranslator extends Translator implements LinkHandler 
   private notHolderStreak = 0;
   /** A move in this streak went straight to the holder an error named. */
   private hintTaken = false;
+  /** `moved` moves since a watch was last taken on the current connection. */
+  private movedStreak = 0;
   /** The volume of the first server that let us in: later servers must serve the same. */
   private volumeIdV: string | undefined;
   private nextServer = 0;
@@ -221,7 +241,7 @@ export class ProtocolClientTranslator extends Translator implements LinkHandler 
   private nextId = 1;
   private nextSeq = 1;
   private openWaiters: { resolve: () => void; reject: (e: CoordError) => void }[] = [];
-  private readonly stats = { connects: 0, opens: 0, requests: 0, retried: 0, indeterminate: 0, brickRequests: 0, notHolderMoves: 0, notHolderRetries: 0 };
+  private readonly stats = { connects: 0, opens: 0, requests: 0, retried: 0, indeterminate: 0, brickRequests: 0, notHolderMoves: 0, notHolderRetries: 0, movedMoves: 0 };
   private readonly watches: RemoteWatches;
 
   constructor(spec: TranslatorSpec, private readonly deps: ProtocolClientDeps = {}) {
@@ -456,7 +476,13 @@ export class ProtocolClientTranslator extends Translator implements LinkHandler 
   deliver(link: Link, msg: AppMessage): void {
     if (msg.type === 'push') {
       // A connection left behind by a move: its streams ended when it was left.
-      if (link === this.link) this.pushHandlers.get(msg.stream)?.(msg.body);
+      if (link !== this.link) return;
+      const handler = this.pushHandlers.get(msg.stream);
+      if (handler === undefined) return;
+      handler(msg.body);
+      // The stream ended `moved` (its sink has heard why): the server's other watches go too.
+      const moved = movedEnd(msg.body);
+      if (moved !== undefined && this.canMoveFrom(link)) this.movedFrom(link, moved);
       return;
     }
     if (msg.type !== 'response') return;
@@ -474,7 +500,11 @@ export class ProtocolClientTranslator extends Translator implements LinkHandler 
         this.notHolderStreak = 0;
         this.hintTaken = false;
       }
-      this.settle(p, msg.ok ? { ok: msg.result } : fromWireError(msg.error));
+      if (msg.ok && link === this.link && isWatchRequest(p)) this.movedStreak = 0;
+      const outcome = msg.ok ? { ok: msg.result } : fromWireError(msg.error);
+      this.settle(p, outcome);
+      // A watch refused `moved`: the caller hears it, and the connection goes to another server.
+      if ('code' in outcome && outcome.code === 'moved' && isWatchRequest(p) && this.canMoveFrom(link)) this.movedFrom(link, outcome);
     }
     if (this.waiting.live > 0) this.pump();
   }
@@ -501,18 +531,39 @@ export class ProtocolClientTranslator extends Translator implements LinkHandler 
     const hinted = this.hintedServer(err);
     let pauseMs = 0;
     if (hinted !== undefined && !this.hintTaken) this.hintTaken = true;
-    else if (this.notHolderStreak > 1) {
-      const base = Math.min(NOT_HOLDER_PAUSE_MAX_MS, NOT_HOLDER_PAUSE_MIN_MS * 2 ** Math.min(this.notHolderStreak - 2, 30));
-      pauseMs = Math.round(base * (0.75 + this.random() / 4));
-    }
-    this.nextServer = hinted ?? (this.currentServer + 1) % this.servers.length;
+    else pauseMs = this.movePauseMs(this.notHolderStreak);
+    this.leave(link, hinted ?? (this.currentServer + 1) % this.servers.length, pauseMs, `moved from ${link.peer}, whose master does not hold the volume lock`, err);
+  }
+
+  /** `link` is the open connection, there is another server to go to, and the client is not closing. */
+  private canMoveFrom(link: Link): boolean {
+    return link === this.link && this.open && this.servers.length > 1 && !this.stopping;
+  }
+
+  /** A watch on `link` was refused or ended `moved`: the connection goes to the next server. */
+  private movedFrom(link: Link, err: CoordError): void {
+    this.stats.movedMoves++;
+    this.movedStreak++;
+    this.leave(link, (this.currentServer + 1) % this.servers.length, this.movePauseMs(this.movedStreak), `moved from ${link.peer}, whose brick has not heard from a holder`, err);
+  }
+
+  /** The pause before the `streak`-th move in a row: none for the first, then about 50, 100, 200 ms. */
+  private movePauseMs(streak: number): number {
+    if (streak <= 1) return 0;
+    const base = Math.min(NOT_HOLDER_PAUSE_MAX_MS, NOT_HOLDER_PAUSE_MIN_MS * 2 ** Math.min(streak - 2, 30));
+    return Math.round(base * (0.75 + this.random() / 4));
+  }
+
+  /** Leaves the open connection `link` for server `next` after `pauseMs`; see moveFrom. */
+  private leave(link: Link, next: number, pauseMs: number, why: string, err: CoordError): void {
+    this.nextServer = next;
     this.link = undefined;
     this.open = false;
     let left = 0;
     for (const q of this.inFlight.values()) if (q.link === link) left++;
     if (left > 0) this.draining.set(link, left);
     else link.close(coordError('closed', `moved to another server: ${err.message}`));
-    this.watches.connectionLost(coordError('unavailable', `moved from ${link.peer}, whose master does not hold the volume lock`));
+    this.watches.connectionLost(coordError('unavailable', why));
     this.reconnectTimer = setTimeout(() => this.connectNext(), pauseMs);
   }
 
@@ -617,6 +668,7 @@ export class ProtocolClientTranslator extends Translator implements LinkHandler 
       inFlight: this.inFlight.size,
       draining: this.draining.size,
       notHolderStreak: this.notHolderStreak,
+      movedStreak: this.movedStreak,
       failures: this.failures,
       lastError: this.recentErrors.at(-1)?.message ?? null,
       ...this.stats,
