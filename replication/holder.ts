@@ -288,6 +288,14 @@ export class Holder {
   tick(nowMs: number): HolderOutput[] {
     if (this.phase === 'new' || this.phase === 'down') return [];
     this.lastNow = Math.max(this.lastNow, nowMs);
+    // Check quorum (etcd's CheckQuorum): a holder no quorum has answered for two leases steps
+    // down. Cut off, it could commit nothing, yet its appends to its own brick would keep that
+    // brick's lease record fresh — its watches would never end with `moved` (DESIGN §6) while a
+    // majority elsewhere moves on. Stepping down lets the brick's lease lapse.
+    const heardAt = Math.max(this.quorumSentAt(), this.monoStart);
+    if (this.quorum > 1 && nowMs - heardAt > 2 * this.leaseMs) {
+      return this.stepDown(coordError('no-quorum', `no quorum of voters answered for ${Math.round(nowMs - heardAt)} ms`));
+    }
     const out = this.keepVotersUp(nowMs);
     if (this.phase !== 'active') return out;
     const { expire, marks } = this.sessions.due(nowMs, this.sclockNow(nowMs));
