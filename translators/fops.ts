@@ -106,4 +106,4 @@ export type FopResult<F extends FopName> = FopTable[F][1];
 export type FopHandler<F extends FopName> = (ctx: FopContext, args: FopArgs<F>) => Promise<FopResult<F>>;
 export type FopHandlers = { [F in FopName]?: FopHandler<F> };
 
-export const FOP_NAMES = ['get', 'range', 'put', 'delete', 'txn', 'compact', 'status', 'statedump', 'profile', 'lock', 'append', 'watch', 'unwatch', 'sessionOpen', 'keepalive', 'sessionClose', 'sessions'] as const satisfies readonly FopName[];
+export const FOP_NAMES = ['get', 'range', 'put', 'delete', 'txn', 'compact', 'status', 'statedump', 'profile', 'lock', 'append', 'probe', 'fetch', 'watch', 'unwatch', 'sessionOpen', 'keepalive', 'sessionClose', 'sessions'] as const satisfies readonly FopName[];
