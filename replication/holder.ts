@@ -97,6 +97,8 @@ interface VoterState {
   progressAt: number;
   /** It promised a higher epoch: it no longer counts toward commit or lease. */
   fenced: boolean;
+  /** The commit point the last message to it carried. */
+  told: Rev;
   /**
    * It needs entries the local log no longer holds: only a snapshot heal (DESIGN §4.8) can bring
    * it back. It still gets heartbeats (its acks count toward the lease, not toward commit).
@@ -198,6 +200,7 @@ export class Holder {
         lastSendAt: Number.NEGATIVE_INFINITY,
         progressAt: 0,
         fenced: false,
+        told: asRev(0),
         needsSnapshot: false,
       });
     }
@@ -331,7 +334,8 @@ export class Holder {
     // (a mismatch answer still renews the voter's lease record and tells where it is).
     const prev = this.knownAt(v.matched) ?? this.knownAt(this.commitRevV) ?? this.healedLast;
     v.lastSendAt = nowMs;
-    return { kind: 'append', to, msg: { epoch: this.epoch, prevEpoch: prev.epoch, prevRev: prev.rev, entries: [], commitRev: this.commitFor(to) } };
+    v.told = this.commitFor(to);
+    return { kind: 'append', to, msg: { epoch: this.epoch, prevEpoch: prev.epoch, prevRev: prev.rev, entries: [], commitRev: v.told } };
   }
 
   /** (epoch, rev) of the holder's entry at rev (rev 0: the empty log), if its log still holds it. */
@@ -476,7 +480,8 @@ export class Holder {
       entries.push(e);
       bytes += entryBytes(e);
     }
-    const msg: AppendMessage = { epoch: this.epoch, prevEpoch: v.sent.epoch, prevRev: v.sent.rev, entries, commitRev: this.commitFor(to) };
+    v.told = this.commitFor(to);
+    const msg: AppendMessage = { epoch: this.epoch, prevEpoch: v.sent.epoch, prevRev: v.sent.rev, entries, commitRev: v.told };
     const lastSent = entries[entries.length - 1] as Entry;
     if (v.sent.rev <= v.matched) v.progressAt = nowMs;
     v.sent = { epoch: lastSent.epoch, rev: lastSent.rev };
@@ -542,6 +547,8 @@ export class Holder {
     if (from === this.local && applied > this.ws.commitRev) this.ws.committed(applied);
     const out = this.advanceCommit();
     out.push(...this.releaseReads(), ...this.sendAll(), ...this.flush(this.lastNow));
+    // A voter that was busy when the commit point moved learns it now (its watches wait for it).
+    if (this.quorum > 1 && !v.fenced && v.told < this.commitRevV && v.inFlight === 0 && v.sent.rev >= this.last.rev) out.push(this.heartbeat(from, v, nowMs));
     return out;
   }
 
