@@ -466,6 +466,13 @@ export function replicatedReport(o: CompareOptions, out: Outcome, command: strin
 
 /** For a section BENCHMARKS.md does not have yet: the heading and text the writer appends with its markers. */
 const SECTION_HEADINGS: Readonly<Record<string, string>> = {
+  'replicated-coordination': [
+    '## Watches and sessions on three members each',
+    '',
+    '`npm run bench -- compare --members 3 --workloads w3[,w5,w6]` runs the watch and session workloads of the section above on',
+    'three-member clusters: coordvol as three masters (`coordvol cluster up`), watchers spread over all three, each served by its',
+    "master's own brick.",
+  ].join('\n'),
   replicated: [
     '## Three members each: throughput and failover',
     '',
@@ -497,7 +504,8 @@ export async function runCompare(args: readonly string[]): Promise<void> {
   // A replicated run (--members 3) has a section of its own, so the single-member figures stay.
   if (o.members > 1 && (o.workloads.length > 0 || o.failover)) sections.push(['replicated', replicatedReport(o, out, command, started)]);
   else if (o.workloads.length > 0) sections.push(['compare', report(o, out, command, started)]);
-  if (o.coord.length > 0) sections.push(['coordination', coordReport(o, out, command, started)]);
+  // W3/W5/W6 of a replicated run likewise go to a section of their own.
+  if (o.coord.length > 0) sections.push([o.members > 1 ? 'replicated-coordination' : 'coordination', coordReport(o, out, command, started)]);
   for (const [, text] of sections) process.stdout.write(text + '\n\n');
   if (write) {
     const path = 'BENCHMARKS.md';
