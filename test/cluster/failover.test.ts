@@ -3,44 +3,20 @@
 // the history is linearizable; SIGSTOP the holder past its lease — it is fenced and replaced;
 // a killed master restarted after many writes heals to lag 0. Every process started is stopped
 // by PID at the end.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, isCoordError, type RemoteVolume } from '../../src/client/index.js';
 import { checkLinearizable, type HistoryOp, type KvOp, type KvOutcome } from '../sim/linearizability.js';
+import { alive, cli, clusterUp, MAIN, sleep, type Up } from './fixtures.js';
 
-const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 const LEASE_MS = 500;
-
-interface Up {
-  readonly dir: string;
-  readonly masters: { name: string; pid: number; listen: string; http: string; dir: string }[];
-  readonly holder: string;
-  readonly secretFile: string;
-}
 
 let dir = '';
 let up: Up;
 const extra: ChildProcess[] = [];
-
-function cli(args: string[], env: Record<string, string> = {}): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', MAIN, ...args], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, ...env } });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 async function holderOf(vol: RemoteVolume, not?: string): Promise<{ holder: string; epoch: number }> {
   const deadline = Date.now() + 20_000;
@@ -57,11 +33,8 @@ async function holderOf(vol: RemoteVolume, not?: string): Promise<{ holder: stri
 }
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'coordvol-cluster-'));
-  const base = 20_000 + Math.floor(Math.random() * 20_000) * 2;
-  const r = cli(['cluster', 'up', '--masters', '3', '--dir', dir, '--base-port', String(base), '--lease-ms', String(LEASE_MS), '--no-fsync', '--json']);
-  expect(r.status, r.stderr).toBe(0);
-  up = JSON.parse(r.stdout) as Up;
+  up = await clusterUp('coordvol-cluster-', LEASE_MS);
+  dir = up.dir;
 }, 90_000);
 
 afterAll(async () => {

@@ -9,37 +9,17 @@
 // shape of the fault — one master cut off while the holder and the third go on taking writes,
 // and the watch resuming on them at once — is covered in process with proxies that really cut
 // the masters' links (test/unit/watch-moved.test.ts).
-import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { rm } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type RemoteVolume, type Watcher } from '../../src/client/index.js';
+import { alive, clusterUp, sleep, type Up } from './fixtures.js';
 
-const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 const LEASE_MS = 500;
-
-interface Up {
-  readonly masters: { name: string; pid: number; listen: string }[];
-  readonly holder: string;
-  readonly secretFile: string;
-}
 
 let dir = '';
 let up: Up | undefined;
 const closers: (() => Promise<unknown>)[] = [];
-
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 async function until(cond: () => Promise<boolean> | boolean, what: () => string, ms: number): Promise<void> {
   const t0 = performance.now();
@@ -50,11 +30,8 @@ async function until(cond: () => Promise<boolean> | boolean, what: () => string,
 }
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'coordvol-cluster-moved-'));
-  const base = 20_001 + Math.floor(Math.random() * 20_000) * 2;
-  const r = spawnSync(process.execPath, ['--import', 'tsx', MAIN, 'cluster', 'up', '--masters', '3', '--dir', dir, '--base-port', String(base), '--lease-ms', String(LEASE_MS), '--no-fsync', '--json'], { encoding: 'utf8', timeout: 60_000 });
-  expect(r.status, r.stderr).toBe(0);
-  up = JSON.parse(r.stdout) as Up;
+  up = await clusterUp('coordvol-cluster-moved-', LEASE_MS, 1);
+  dir = up.dir;
 }, 90_000);
 
 afterAll(async () => {
