@@ -13,6 +13,7 @@ import { readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type RemoteVolume, type Watcher } from '../../src/client/index.js';
+import { consumeWatch, type Consumed } from '../unit/helpers.js';
 import { alive, clusterUp, sleep, type Up } from './fixtures.js';
 
 const LEASE_MS = 500;
@@ -44,17 +45,8 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 }, 30_000);
 
-function consume(w: Watcher): { lines: string[]; revs: number[]; error: unknown } {
-  const out: { lines: string[]; revs: number[]; error: unknown } = { lines: [], revs: [], error: undefined };
-  void (async () => {
-    for await (const m of w) {
-      if (m.kind !== 'events') continue;
-      out.revs.push(m.rev);
-      for (const e of m.events) out.lines.push(`${m.rev} ${e.type} ${e.kv.key}=${Buffer.from(e.kv.value ?? []).toString()}`);
-    }
-  })().catch((e: unknown) => (out.error = e)); // closing the client at the end ends the loop
-  return out;
-}
+/** A watcher's events as "rev type key=value" lines (closing the client at the end ends the loop). */
+const consume = (w: Watcher): Consumed => consumeWatch(w, (rev, e) => `${rev} ${e.type} ${e.kv.key}=${Buffer.from(e.kv.value ?? []).toString()}`);
 
 describe('moved on a 3-master volume of real processes', () => {
   it('a master that hears from no holder for 2·leaseMs ends its watch moved; the client resumes it from the last rev + 1 once a holder is back', async () => {

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect, type RemoteVolume } from '../../src/client/index.js';
+import { connect, type RemoteVolume, type Watcher, type WatchEvent } from '../../src/client/index.js';
 import { isCoordError } from '../../src/common/errors.js';
 import { startMaster, type Master } from '../../src/daemon/master.js';
 import { ProtocolServerTranslator } from '../../translators/protocol/server.js';
@@ -61,4 +61,24 @@ export async function startNetMaster(tmpPrefix: string): Promise<NetMaster> {
     },
   };
   return net;
+}
+
+/** What a watch delivered so far: one line per event, the revs of its event messages, its error. */
+export interface Consumed {
+  readonly lines: string[];
+  readonly revs: number[];
+  error: unknown;
+}
+
+/** Consumes a watcher in the background into `line(rev, event)` lines; ending the volume ends it. */
+export function consumeWatch(w: Watcher, line: (rev: number, e: WatchEvent) => string): Consumed {
+  const out: Consumed = { lines: [], revs: [], error: undefined };
+  void (async () => {
+    for await (const m of w) {
+      if (m.kind !== 'events') continue;
+      out.revs.push(m.rev);
+      for (const e of m.events) out.lines.push(line(m.rev, e));
+    }
+  })().catch((e: unknown) => (out.error = e));
+  return out;
 }

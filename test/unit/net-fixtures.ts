@@ -8,6 +8,8 @@ import { Connection, NONCE_BYTES, type PushMessage, type ResponseMessage } from 
 /** A TCP proxy whose connections can be cut at once, as a crash or a partition would. */
 export class Proxy {
   private readonly pairs = new Set<[Socket, Socket]>();
+  /** Blocked: open connections were cut and new ones are refused (a partition that lasts). */
+  private blocked = false;
 
   private constructor(
     private readonly server: Server,
@@ -17,6 +19,10 @@ export class Proxy {
   static async start(upstreamPort: number, sockets: Set<Socket>): Promise<Proxy> {
     let proxy: Proxy | undefined;
     const server = createServer((down) => {
+      if (proxy?.blocked === true) {
+        down.on('error', () => undefined);
+        return void down.destroy();
+      }
       const up = tcpConnect({ host: '127.0.0.1', port: upstreamPort });
       const pair: [Socket, Socket] = [down, up];
       proxy?.pairs.add(pair);
@@ -38,6 +44,16 @@ export class Proxy {
     const n = this.pairs.size;
     for (const [a, b] of this.pairs) (a.destroy(), b.destroy());
     return n;
+  }
+
+  /** Cuts every open connection and refuses new ones until unblock(). */
+  block(): void {
+    this.blocked = true;
+    this.cut();
+  }
+
+  unblock(): void {
+    this.blocked = false;
   }
 
   close(): Promise<void> {

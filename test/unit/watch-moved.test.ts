@@ -15,7 +15,7 @@
 //    masters moves to one of them, a watch started there during the cut moves at once, and a
 //    client that lists that master alone waits it out — each delivers every rev once, in order.
 import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { connect as tcpConnect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -30,7 +30,8 @@ import type { Effect, Entry } from '../../store/index.js';
 import { loadSecretFile } from '../../translators/protocol/secret.js';
 import { buildGraph, registry, type Clock, type Graph, type Translator } from '../../translators/index.js';
 import type { AppendResult, SharedWatchEvent, WatchSink } from '../../translators/fops.js';
-import { refusal } from './helpers.js';
+import { consumeWatch, refusal, type Consumed } from './helpers.js';
+import { Proxy } from './net-fixtures.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 async function until(cond: () => boolean | Promise<boolean>, what: () => string, ms = 10_000): Promise<void> {
@@ -46,18 +47,8 @@ afterAll(async () => {
   for (const c of cleanup.reverse()) await c().catch(() => undefined);
 });
 
-/** Consumes a watcher into "rev key=value" lines and the revs it delivered. */
-function consume(w: Watcher): { lines: string[]; revs: number[]; error: unknown } {
-  const out: { lines: string[]; revs: number[]; error: unknown } = { lines: [], revs: [], error: undefined };
-  void (async () => {
-    for await (const m of w) {
-      if (m.kind !== 'events') continue;
-      out.revs.push(m.rev);
-      for (const e of m.events) out.lines.push(`${m.rev} ${e.kv.key}=${Buffer.from(e.kv.value ?? []).toString()}`);
-    }
-  })().catch((e: unknown) => (out.error = e)); // the clients' close at the end ends the loops
-  return out;
-}
+/** A watcher's events as "rev key=value" lines (the clients' close at the end ends the loops). */
+const consume = (w: Watcher): Consumed => consumeWatch(w, (rev, e) => `${rev} ${e.kv.key}=${Buffer.from(e.kv.value ?? []).toString()}`);
 
 // ---- features/watch over features/locks, by hand
 
@@ -291,45 +282,6 @@ describe('the library and the HTTP API over a brick that moves watches', () => {
 
 // ---- a 3-master volume in this process, its masters linked through proxies that can be cut
 
-/** A TCP proxy to one port that can be blocked: open connections are cut, new ones refused. */
-class GateProxy {
-  private readonly pairs = new Set<[Socket, Socket]>();
-  blocked = false;
-  private constructor(private readonly server: Server, readonly port: number) {}
-
-  static async start(upstreamPort: number): Promise<GateProxy> {
-    let self: GateProxy | undefined;
-    const server = createServer((down) => {
-      down.on('error', () => undefined);
-      if (self === undefined || self.blocked) return void down.destroy();
-      const up = tcpConnect({ host: '127.0.0.1', port: upstreamPort });
-      const pair: [Socket, Socket] = [down, up];
-      self.pairs.add(pair);
-      up.on('error', () => undefined);
-      for (const s of pair) s.on('close', () => (down.destroy(), up.destroy(), self?.pairs.delete(pair)));
-      down.pipe(up);
-      up.pipe(down);
-    });
-    await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
-    self = new GateProxy(server, (server.address() as AddressInfo).port);
-    return self;
-  }
-
-  block(): void {
-    this.blocked = true;
-    for (const [a, b] of this.pairs) (a.destroy(), b.destroy());
-  }
-
-  unblock(): void {
-    this.blocked = false;
-  }
-
-  close(): Promise<void> {
-    this.block();
-    return new Promise((ok) => this.server.close(() => ok()));
-  }
-}
-
 /** A free loopback port (closed again at once: a master listens on it next). */
 async function freePort(): Promise<number> {
   const s = createServer();
@@ -350,13 +302,17 @@ describe('moved across a 3-master volume', () => {
     const ports = [await freePort(), await freePort(), await freePort()];
     const plan = ports.map((p, i) => ({ listen: `127.0.0.1:${p}`, brick: `127.0.0.1:${join(dir, `m${i}`, 'brick')}` }));
     // proxies[i][j]: master i's link to master j.
-    const proxies: GateProxy[][] = [];
+    const proxies: Proxy[][] = [];
+    const sockets = new Set<Socket>();
+    cleanup.push(async () => {
+      for (const s of sockets) s.destroy();
+    });
     for (let i = 0; i < 3; i++) {
       proxies.push([]);
       for (let j = 0; j < 3; j++) {
-        const p = await GateProxy.start(ports[j] as number);
+        const p = await Proxy.start(ports[j] as number, sockets);
         cleanup.push(() => p.close());
-        (proxies[i] as GateProxy[]).push(p);
+        (proxies[i] as Proxy[]).push(p);
       }
     }
     const masters: Master[] = await Promise.all(plan.map(async (_, i) => {
