@@ -173,6 +173,8 @@ export class Holder {
   private readonly bugs: HolderBugs;
   private readonly appendMaxEntries: number;
   private readonly pendingReads: PendingRead[] = [];
+  /** quorumSentAt(), while no answer or fence has changed it. */
+  private quorumSentAtV: number | undefined;
   /** Replies the ackKeepaliveOnUncommittedMark bug sends from flush without waiting. */
   private readonly early: HolderOutput[] = [];
   /** The highest epoch a brick fenced this holder with (the next lock goes above it). */
@@ -382,9 +384,16 @@ export class Holder {
     return nowMs < this.quorumSentAt() + this.leaseSpanMs;
   }
 
+  /**
+   * The quorum-th largest acked sentAt among voters not fenced. Linearizable reads ask for it on
+   * every call, so it is kept, and computed again only after an answer or a fence changed it.
+   */
   private quorumSentAt(): number {
-    const acked = [...this.voters.values()].filter((v) => !v.fenced).map((v) => v.ackedSentAt).sort((a, b) => b - a);
-    return acked[this.quorum - 1] ?? Number.NEGATIVE_INFINITY;
+    if (this.quorumSentAtV === undefined) {
+      const acked = [...this.voters.values()].filter((v) => !v.fenced).map((v) => v.ackedSentAt).sort((a, b) => b - a);
+      this.quorumSentAtV = acked[this.quorum - 1] ?? Number.NEGATIVE_INFINITY;
+    }
+    return this.quorumSentAtV;
   }
 
   private releaseReads(): HolderOutput[] {
@@ -500,11 +509,6 @@ export class Holder {
     return this.commitRevV;
   }
 
-  /** A voter durably acked an append up to `lastRev`; its store has applied up to `appliedRev`. */
-  onAppendAck(from: string, lastRev: Rev, appliedRev: Rev, sentAt = this.lastNow, carried = 1): HolderOutput[] {
-    return this.onAppendReply(from, { ok: true, lastRev, commitRev: appliedRev }, sentAt, this.lastNow, carried);
-  }
-
   /**
    * A voter's answer to an append of `carried` entries (0: a heartbeat) that left at `sentAt` (the
    * sender's clock, taken before sending). Late and duplicated answers are harmless: matched and
@@ -520,12 +524,16 @@ export class Holder {
     if (!res.ok && res.reason === 'fenced') {
       assert(res.promisedEpoch > this.epoch || this.epoch === 0, `a brick fences only a lower epoch: ${res.promisedEpoch} vs ${this.epoch}`);
       v.fenced = true;
+      this.quorumSentAtV = undefined;
       this.fencedBy = Math.max(this.fencedBy, res.promisedEpoch);
       const unfenced = [...this.voters.values()].filter((x) => !x.fenced).length;
       if (unfenced < this.quorum) return this.stepDown(coordError('fenced', `brick ${from} promised epoch ${res.promisedEpoch}, above this holder's ${this.epoch}`));
       return [];
     }
-    v.ackedSentAt = Math.max(v.ackedSentAt, sentAt);
+    if (sentAt > v.ackedSentAt) {
+      v.ackedSentAt = sentAt;
+      this.quorumSentAtV = undefined;
+    }
     if (!res.ok) {
       // Log mismatch (DESIGN §4.5): resend from the brick's hint. Nothing in flight to it matters.
       v.inFlight = 0;
@@ -619,17 +627,6 @@ export class Holder {
       this.waitingHead = 0;
     }
     return out;
-  }
-
-  /** A voter failed to answer (its connection broke). With one voter, that leaves no quorum. */
-  onAppendFailure(from: string, reason: CoordError): HolderOutput[] {
-    if (this.phase === 'down') return [];
-    const v = this.voters.get(from);
-    assert(v !== undefined, `failure from a voter: ${from}`);
-    v.inFlight = Math.max(0, v.inFlight - 1);
-    const reachable = [...this.voters.keys()].filter((k) => k !== from).length;
-    if (reachable >= this.quorum) return [];
-    return this.stepDown(reason);
   }
 
   /**

@@ -57,7 +57,7 @@ class Rig {
         }
       }
       const lastRev = o.msg.entries.at(-1)?.rev ?? o.msg.prevRev;
-      this.run(this.holder.onAppendAck('b', lastRev, lastRev));
+      this.run(this.holder.onAppendReply('b', { ok: true, lastRev, commitRev: lastRev }, this.now, this.now, o.msg.entries.length));
     }
   }
 
