@@ -280,6 +280,9 @@ export class ReplicateTranslator extends Translator {
    * caller's deadline. Each hop gets two leases, so a dead holder costs one election, not the deadline.
    */
   private async viaHolder<T>(ctx: FopContext, fop: FopName, args: unknown, local: (h: Holder) => Promise<T>): Promise<T> {
+    // The common case first, without routing: this master holds the lock and is ready.
+    const ready = this.master?.holder;
+    if (ready?.isReady === true) return local(ready);
     const deadline = ctx.deadlineMs ?? this.env.clock.nowMs() + this.o['request-timeout-ms'];
     for (;;) {
       const route = await this.route({ deadlineMs: deadline });
