@@ -129,8 +129,6 @@ export class Master {
   private readonly bugs: MasterBugs;
   private elections = 0;
   private promiseSeen: Epoch;
-  /** Stand now, without waiting for the local lease to lapse: this master holds it (re-lock). */
-  private restand = false;
 
   constructor(
     private readonly opts: MasterOptions,
@@ -181,9 +179,7 @@ export class Master {
           // record names this master grant it again (DESIGN §4.2, renewal).
           this.highestSeen = Math.max(this.highestSeen, h.fencedBy);
           const out = this.fromHolder(h, h.stepDown(coordError('fenced', `a voter promised epoch ${h.fencedBy}: re-locking above it`)), nowMs);
-          this.backoffUntil = nowMs;
-          this.restand = true;
-          out.push(...this.maybeStand(nowMs));
+          out.push(...this.maybeStand(nowMs, true));
           return out;
         }
         return this.fromHolder(h, h.tick(nowMs), nowMs);
@@ -249,16 +245,21 @@ export class Master {
 
   // ── election ─────────────────────────────────────────────────────────────────────────────
 
-  private maybeStand(nowMs: number): MasterOutput[] {
-    // A grant clears the brick's lease record; give the grantee a lease's time to heal and
-    // append before standing against it (liveness only: the bricks decide safety).
-    if (this.local.promisedEpoch !== this.promiseSeen && !this.restand) {
-      this.promiseSeen = this.local.promisedEpoch;
-      this.backoffUntil = Math.max(this.backoffUntil, nowMs + this.opts.leaseMs);
+  /**
+   * Stands for election once the local brick's lease has lapsed and no backoff runs; `relock`:
+   * at once, as the holder re-locking above a voter's higher promise (its lease, not lapsed,
+   * names this master, so the bricks grant it again).
+   */
+  private maybeStand(nowMs: number, relock = false): MasterOutput[] {
+    if (!relock) {
+      // A grant clears the brick's lease record; give the grantee a lease's time to heal and
+      // append before standing against it (liveness only: the bricks decide safety).
+      if (this.local.promisedEpoch !== this.promiseSeen) {
+        this.promiseSeen = this.local.promisedEpoch;
+        this.backoffUntil = Math.max(this.backoffUntil, nowMs + this.opts.leaseMs);
+      }
+      if (nowMs < this.backoffUntil || !this.local.leaseLapsed(nowMs)) return [];
     }
-    const restand = this.restand;
-    this.restand = false;
-    if (nowMs < this.backoffUntil || (!restand && !this.local.leaseLapsed(nowMs))) return [];
     const voters = this.voters(this.local.config);
     // A master whose brick is not a voter in the newest config it has seen does not stand.
     if (!voters.includes(this.local.brickId)) return [];
