@@ -245,16 +245,24 @@ export class ReplicateTranslator extends Translator {
       const h = this.master?.holder;
       if (h?.isReady === true) return { kind: 'local', holder: h };
       const now = this.env.clock.nowMs();
-      const named = h === undefined ? this.locks?.leaseHolder(now) : undefined;
-      const to = named !== undefined && named !== this.holderId ? this.masters.get(named) : undefined;
-      // Only over an open connection: a master that just died would hold the request for its
-      // reconnect timeout, while its successor is elected within a lease.
-      if (to && (!(to instanceof ProtocolClientTranslator) || to.connected)) return { kind: 'forward', to };
+      const to = h === undefined ? this.holderLink(now) : undefined;
+      if (to) return { kind: 'forward', to };
       if (now >= deadline) {
         throw coordError('not-holder', `no master holds the volume lock${this.lastStepDown ? ` (${this.lastStepDown})` : ''}`);
       }
       await this.whenReady(Math.min(deadline, now + 20));
     }
+  }
+
+  /**
+   * The subvolume to the master the brick's live lease names as holder, if it is another master
+   * and the connection to it is open: a master that just died would hold a request for its
+   * reconnect timeout, while its successor is elected within a lease.
+   */
+  private holderLink(nowMs: number): Translator | undefined {
+    const named = this.locks?.leaseHolder(nowMs);
+    const to = named !== undefined && named !== this.holderId ? this.masters.get(named) : undefined;
+    return to && (!(to instanceof ProtocolClientTranslator) || to.connected) ? to : undefined;
   }
 
   /** A write: through this master's holder, or forwarded to the holder. */
@@ -359,8 +367,7 @@ export class ReplicateTranslator extends Translator {
     const h = m.holder;
     const now = this.env.clock.nowMs();
     if (!h) {
-      const named = this.locks?.leaseHolder(now);
-      const to = named !== undefined ? this.masters.get(named) : undefined;
+      const to = this.holderLink(now);
       if (to) {
         try {
           const s = await to.call('status', ctx, {});
