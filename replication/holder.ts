@@ -9,7 +9,8 @@ import { asEpoch, asRev, NO_SESSION, type Epoch, type Rev } from '../src/common/
 import { appendBytesMax, batchesInFlightMax, batchOpsMax, pendingOpsMax } from '../src/common/limits.js';
 import type { Entry, LogPosition } from '../store/types.js';
 import { evaluate } from './evaluate.js';
-import type { SessionInfo, SessionMark, WriteOp, WriteResult } from './ops.js';
+import { DedupeTable } from './dedupe.js';
+import type { Origin, SessionInfo, SessionMark, WriteOp, WriteResult } from './ops.js';
 import { SessionTable } from './session-table.js';
 import { epochKey, encodeNumber } from './sessions.js';
 import type { StateView } from './state-view.js';
@@ -81,6 +82,8 @@ export interface HolderBugs {
   readonly fullTtlAtFailover?: boolean;
   /** Ack a keepalive of an idle session (under the lease) before the entry marking it active has committed. */
   readonly ackKeepaliveOnUncommittedMark?: boolean;
+  /** Ignore writes' origins: a retried (clientId, seq) is evaluated and applied again. */
+  readonly ignoreOrigin?: boolean;
 }
 
 interface VoterState {
@@ -147,7 +150,9 @@ export class Holder {
   private readonly voters = new Map<string, VoterState>();
   private readonly local: string;
   private readonly quorum: number;
-  private readonly queue: { id: number; op: WriteOp; at: number }[] = [];
+  private readonly queue: { id: number; op: WriteOp; at: number; origin?: Origin | undefined }[] = [];
+  /** Clients' ackedSeqs and recorded seqs, in step with the working state (DESIGN §3). */
+  private readonly dedupe = new DedupeTable();
   /** Evaluated writes waiting for their rev to commit, in rev order. */
   private readonly waiting: Waiting[] = [];
   private waitingHead = 0;
@@ -274,14 +279,17 @@ export class Holder {
     return this.sendAll();
   }
 
-  /** Queues a validated write; it is evaluated at the next flush. `nowMs`: its receipt time. */
-  propose(id: number, op: WriteOp, nowMs = this.lastNow): HolderOutput[] {
+  /**
+   * Queues a validated write; it is evaluated at the next flush. `nowMs`: its receipt time;
+   * `origin`: its client's (clientId, seq, ackedSeq), for exactly-once retries (DESIGN §3).
+   */
+  propose(id: number, op: WriteOp, nowMs = this.lastNow, origin?: Origin): HolderOutput[] {
     this.lastNow = Math.max(this.lastNow, nowMs);
     if (this.phase === 'down') return [{ kind: 'reply', id, outcome: { ok: false, error: coordError('no-quorum', 'this master no longer holds the volume lock') } }];
     if (this.queue.length >= pendingOpsMax) {
       return [{ kind: 'reply', id, outcome: { ok: false, error: coordError('too-large', `more than ${pendingOpsMax} writes are queued; retry later`) } }];
     }
-    this.queue.push({ id, op, at: nowMs });
+    this.queue.push({ id, op, at: nowMs, origin });
     return [];
   }
 
@@ -428,11 +436,11 @@ export class Holder {
     const batch = this.queue.splice(0, batchOpsMax);
     const entries: Entry[] = [];
     const sclock = this.sclockNow(nowMs);
-    for (const { id, op: queued, at } of batch) {
+    for (const { id, op: queued, at, origin } of batch) {
       if (queued.type === 'session-expire' && !this.sessions.expiryStillDue(queued.args.id, nowMs, sclock)) continue;
       const op: WriteOp = queued.type === 'session-mark' ? { type: 'session-mark', args: { marks: this.sessions.stillDue(queued.args.marks, at) } } : queued;
       const rev = asRev(this.ws.lastRev + 1);
-      const ev = evaluateSafely(this.ws, op, rev, { commitRev: this.commitRevV, compactRev: this.ws.compactRev, sessionTtlMinMs: this.sessionTtlMinMs });
+      const ev = this.evaluateOne(op, rev, origin);
       if (ev.outcome.ok) this.sessions.evaluated(op, ev.outcome.result, at);
       if (ev.effects.length > 0) {
         const e: Entry = { epoch: this.epoch, rev, sclock, effects: ev.effects };
@@ -456,6 +464,19 @@ export class Holder {
     }
     out.push(...this.releaseReplies());
     return out;
+  }
+
+  /**
+   * One write against the working state. With an origin, the dedupe table answers retries and
+   * records the result (DESIGN §3); a session's end forgets its table.
+   */
+  private evaluateOne(op: WriteOp, rev: Rev, given: Origin | undefined): ReturnType<typeof evaluate> {
+    const origin = this.bugs.ignoreOrigin === true ? undefined : given;
+    const answered = origin === undefined ? undefined : this.dedupe.check(this.ws, origin);
+    if (answered !== undefined) return answered;
+    const ev = evaluateSafely(this.ws, op, rev, { commitRev: this.commitRevV, compactRev: this.ws.compactRev, sessionTtlMinMs: this.sessionTtlMinMs });
+    if ((op.type === 'session-close' || op.type === 'session-expire') && ev.effects.length > 0) this.dedupe.ended(op.args.id);
+    return origin === undefined ? ev : this.dedupe.recorded(this.ws, origin, op, ev, rev);
   }
 
   private appendLocal(entries: readonly Entry[]): void {

@@ -10,7 +10,7 @@ import type { Random } from '../src/common/random.js';
 import type { Entry, LogPosition, VolumeConfig } from '../store/types.js';
 import { Holder, type HolderBugs, type HolderOutput } from './holder.js';
 import type { AppendResult, BrickReply, BrickRequest, FetchResult, LockResult, ProbeResult } from './messages.js';
-import type { WriteOp } from './ops.js';
+import type { Origin, WriteOp } from './ops.js';
 import type { StateView } from './state-view.js';
 
 /** What the master reads of its own brick (same process: no message needed). */
@@ -193,10 +193,10 @@ export class Master {
    * A client write. Only the holder takes it; elsewhere it is refused unapplied. `flush: false`
    * leaves it queued for the caller's next flushHolder (group commit of a whole turn's writes).
    */
-  propose(id: number, op: WriteOp, nowMs: number, flush = true): MasterOutput[] {
+  propose(id: number, op: WriteOp, nowMs: number, flush = true, origin?: Origin): MasterOutput[] {
     const h = this.holder;
     if (!h || h.isDown) return [{ kind: 'reply', id, outcome: { ok: false, error: this.notHolder() } }];
-    const out = this.fromHolder(h, h.propose(id, op, nowMs), nowMs);
+    const out = this.fromHolder(h, h.propose(id, op, nowMs, origin), nowMs);
     if (flush) out.push(...this.fromHolder(h, h.flush(nowMs), nowMs));
     return out;
   }

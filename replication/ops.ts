@@ -59,7 +59,24 @@ export interface PutArgs {
   /** Appends a zero-padded, volume-wide increasing counter to the key. */
   readonly sequential?: boolean;
 }
-export interface PutResult {
+/**
+ * Who sent a write (DESIGN §3, exactly-once): the client's session id, the write's place in that
+ * client's sequence (from 1), and the highest seq such that the client holds the reply to it and
+ * to every lower one. A retry carries the same (clientId, seq); the volume answers it from the
+ * result it stored, marked `duplicate`, instead of applying it twice.
+ */
+export interface Origin {
+  readonly clientId: SessionId;
+  readonly seq: number;
+  readonly ackedSeq: number;
+}
+
+/** A retried write answered from the stored result: no values, no prevKv (DESIGN §3). */
+export interface Deduplicated {
+  readonly duplicate?: true;
+}
+
+export interface PutResult extends Deduplicated {
   readonly rev: Rev;
   /** The final key (with its counter, for a sequential put). */
   readonly key: string;
@@ -67,7 +84,7 @@ export interface PutResult {
 }
 
 export type DeleteArgs = KeySelector & { readonly prevKv?: boolean };
-export interface DeleteResult {
+export interface DeleteResult extends Deduplicated {
   readonly rev: Rev;
   readonly deleted: number;
   readonly prevKvs?: readonly KeyValue[];
@@ -97,7 +114,7 @@ export interface TxnArgs {
   readonly success: readonly TxnOp[];
   readonly failure: readonly TxnOp[];
 }
-export interface TxnResult {
+export interface TxnResult extends Deduplicated {
   /** The rev the txn wrote at, or the rev it was evaluated at if it wrote nothing. */
   readonly rev: Rev;
   readonly succeeded: boolean;
@@ -107,7 +124,7 @@ export interface TxnResult {
 export interface CompactArgs {
   readonly rev: Rev;
 }
-export interface CompactResult {
+export interface CompactResult extends Deduplicated {
   /** The rev of the compact entry itself. */
   readonly rev: Rev;
   readonly compactRev: Rev;
@@ -133,7 +150,7 @@ export interface KeepaliveResult {
   readonly id: SessionId;
   readonly ttlMs: number;
 }
-export interface SessionCloseResult {
+export interface SessionCloseResult extends Deduplicated {
   readonly rev: Rev;
 }
 export interface SessionInfo {

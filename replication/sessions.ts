@@ -7,6 +7,7 @@
 //   /_coordvol/nonces/<nonce>         → id, so a retried sessionOpen finds its session
 //   /_coordvol/epochs/<rev>           → the sclock of the epoch-start entry at rev
 //   /_coordvol/seq                    → the volume-wide counter of sequential puts
+//   /_coordvol/dedupe/<id>/<seq>      → a stored write result of client session <id> (dedupe.ts)
 //
 // Ids and revs are zero-padded to 20 digits so their keys sort numerically.
 import { pack, unpack } from 'msgpackr';
@@ -20,6 +21,7 @@ export const SESSIONS_PREFIX = `${RESERVED_PREFIX}sessions/`;
 export const OWNED_PREFIX = `${RESERVED_PREFIX}owned/`;
 export const NONCES_PREFIX = `${RESERVED_PREFIX}nonces/`;
 export const EPOCHS_PREFIX = `${RESERVED_PREFIX}epochs/`;
+export const DEDUPE_PREFIX = `${RESERVED_PREFIX}dedupe/`;
 export const SEQ_KEY = `${RESERVED_PREFIX}seq`;
 /** Digits of a sequential key's counter (fits any 64-bit count). */
 export const SEQUENCE_DIGITS = 20;
@@ -30,6 +32,8 @@ export const ownedPrefix = (id: SessionId): string => `${OWNED_PREFIX}${pad20(id
 export const ownedKey = (id: SessionId, key: string): string => ownedPrefix(id) + key;
 export const nonceKey = (nonce: string): string => NONCES_PREFIX + nonce;
 export const epochKey = (rev: Rev): string => EPOCHS_PREFIX + pad20(rev);
+export const dedupePrefix = (id: SessionId): string => `${DEDUPE_PREFIX}${pad20(id)}/`;
+export const dedupeKey = (id: SessionId, seq: number): string => dedupePrefix(id) + pad20(seq);
 
 /** What the session record holds. `idleUntil` is on the session clock (sclock), set when idle. */
 export interface SessionRecord {
@@ -86,9 +90,11 @@ export function* scanSessions(view: StateView): Generator<{ id: SessionId; rec: 
   }
 }
 
-/** The effects that end a session: its record, nonce, ownership index and every key it owns. */
+/** The effects that end a session: its record, nonce, dedupe table, ownership index and every key it owns. */
 export function endSessionEffects(view: StateView, id: SessionId, rec: SessionRecord): Effect[] {
   const fx: Effect[] = [{ t: 'del', key: sessionKey(id) }, { t: 'del', key: nonceKey(rec.nonce) }];
+  const dedupe = dedupePrefix(id);
+  for (const { key } of view.scan({ start: dedupe, end: prefixEnd(dedupe) })) fx.push({ t: 'del', key });
   const prefix = ownedPrefix(id);
   for (const { key: idx } of view.scan({ start: prefix, end: prefixEnd(prefix) })) {
     fx.push({ t: 'del', key: idx });

@@ -4,7 +4,7 @@ import type { Epoch, Rev } from '../src/common/ids.js';
 import type {
   CompactArgs, CompactResult, DeleteArgs, DeleteResult, GetArgs, GetResult, PutArgs, PutResult,
   RangeArgs, RangeResult, TxnArgs, TxnResult, SessionOpenArgs, SessionOpenResult, SessionIdArgs, KeepaliveResult,
-  SessionCloseResult, SessionsResult,
+  SessionCloseResult, SessionsResult, Origin,
 } from '../replication/ops.js';
 import type { LogPosition, VolumeConfig } from '../store/types.js';
 import type { UnwatchArgs, WatchArgs, WatchResult } from './features/watch-types.js';
@@ -16,6 +16,8 @@ export type * from './features/watch-types.js';
 export interface FopContext {
   /** Monotonic deadline (ms, the graph clock's time base); past it, waits end with `timeout`. */
   readonly deadlineMs?: number;
+  /** A write's sender and place in its client's sequence, for exactly-once retries (DESIGN §3). */
+  readonly origin?: Origin;
 }
 
 export interface BrickStatus {

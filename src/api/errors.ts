@@ -21,6 +21,9 @@ const STATUS: Readonly<Record<ErrorCode, number>> = {
   // A put naming an ended session, a keepalive of one: the session is gone (open a new one).
   'session-not-found': 404,
   'session-expired': 404,
+  // Exactly-once retries (DESIGN §3): a retry of a write already answered; too many unanswered.
+  'stale-retry': 409,
+  'too-many-in-flight': 429,
   'unauthorized': 401,
   'timeout': 504,
   'unavailable': 503,

@@ -31,7 +31,9 @@ export const ERROR_CODES = [
   // stream would have delivered; the library resumes it on another master from there.
   'moved',
   'session-not-found', // a put naming a session the volume does not have (ended or never opened)
-  'session-expired', // a keepalive or close of a session that has ended
+  'session-expired', // a keepalive or close of a session that has ended; a write whose client session (clientId) has ended
+  'stale-retry', // a write retried with a seq the client already reported answered (seq ≤ ackedSeq, DESIGN §3)
+  'too-many-in-flight', // a client's unanswered writes (seq − ackedSeq) over the dedupe window (DESIGN §3)
   'internal',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];

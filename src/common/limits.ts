@@ -64,6 +64,14 @@ export const watchReplayEventsMax = 10_000;
 export const watchStreamsPerConnectionMax = 10_000;
 /** Encoded event bytes in one watch push; one rev's events beyond it span several pushes. */
 export const watchPushEventBytesMax = 16 * 1024 * 1024;
+/**
+ * DESIGN §3: a client's writes past its ackedSeq (lastSeq − ackedSeq) that the volume keeps
+ * results for; beyond it a write gets `too-many-in-flight`. Above what one client can have in
+ * flight on its connections (the library holds further writes back).
+ */
+export const dedupeWindowMax = 4096;
+/** The ttl of the session the client library opens for itself (its clientId, DESIGN §3). */
+export const clientSessionTtlMsDefault = 30_000;
 /** The longest session ttl (DESIGN §5: 1 h); the shortest is max(2 s, 4·leaseMs). */
 export const sessionTtlMsMax = 3_600_000;
 /** How often the holder judges session deadlines and idle marks. */
@@ -77,6 +85,7 @@ export const latencySamplesMax = 4096;
  */
 export const lmdbKeyPrefixBytes = 1900;
 
+assert(dedupeWindowMax >= 2 * connectionRequestsMax, 'a client with a full connection and a draining one stays within the dedupe window');
 assert(keyBytesMax > lmdbKeyPrefixBytes, 'long keys must be mapped');
 assert(lmdbKeyPrefixBytes + 1 + 16 + 1 + 8 <= 1978, 'hist keys fit in an LMDB key');
 assert(valueBytesMax + keyBytesMax + 1024 <= frameBytesMax, 'one put fits in one frame');

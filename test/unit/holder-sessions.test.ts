@@ -1,113 +1,10 @@
 // The holder's session rules (DESIGN §5) on a simulated clock: the pure Holder driven directly,
 // with a one-brick "log" that applies what it is sent, so every timing below is exact.
 import { describe, expect, it } from 'vitest';
-import { asEpoch, asRev, asSessionId, type Rev, type SessionId } from '../../src/common/ids.js';
-import { Holder, type HolderOutput, type Outcome } from '../../replication/holder.js';
-import { OverlayView } from '../../replication/overlay.js';
-import { scanSessions, sessionKey } from '../../replication/sessions.js';
-import type { StateView } from '../../replication/state-view.js';
-import { putRecord } from '../../store/records.js';
+import { asSessionId } from '../../src/common/ids.js';
+import { sessionKey } from '../../replication/sessions.js';
 import type { Entry } from '../../store/types.js';
-
-const EMPTY: StateView = { get: () => undefined, scan: () => [] };
-
-/** A single-brick volume around a Holder: it acks every append at once and applies commits. */
-class Rig {
-  readonly state = new OverlayView(() => EMPTY);
-  readonly log: Entry[] = [];
-  holder!: Holder;
-  now = 0;
-  private replies = new Map<number, Outcome>();
-  private nextId = 1;
-  private epoch = 0;
-
-  /** When the brick's log last changed (it never restarts here; only holders do). */
-  private changedAt = 0;
-
-  /** Starts a new holder at the current time; the brick's quietMs is the time since its log last changed. */
-  startHolder(quietMs = this.now - this.changedAt): void {
-    this.epoch++;
-    const last = this.log.at(-1);
-    const lastRev = asRev(last?.rev ?? 1);
-    this.holder = new Holder({
-      epoch: asEpoch(this.epoch),
-      voters: ['b'],
-      local: 'b',
-      quorum: 1,
-      last: { epoch: asEpoch(last?.epoch ?? 0), rev: lastRev },
-      commitRev: lastRev,
-      compactRev: asRev(0),
-      base: () => this.state,
-      sclock: (last?.sclock ?? 0) + quietMs,
-      sessionTtlMinMs: 2_000,
-    });
-    this.run(this.holder.start(this.now));
-  }
-
-  private run(out: readonly HolderOutput[]): void {
-    for (const o of out) {
-      if (o.kind === 'reply') this.replies.set(o.id, o.outcome);
-      if (o.kind !== 'append') continue;
-      for (const e of o.msg.entries) {
-        this.log.push(e);
-        this.changedAt = this.now;
-        for (const fx of e.effects) {
-          if (fx.t === 'put') this.state.set(fx.key, { rev: e.rev, record: putRecord(fx, e.rev) });
-          else if (fx.t === 'del') this.state.set(fx.key, { rev: e.rev, record: undefined });
-        }
-      }
-      const lastRev = o.msg.entries.at(-1)?.rev ?? o.msg.prevRev;
-      this.run(this.holder.onAppendReply('b', { ok: true, lastRev, commitRev: lastRev }, this.now, this.now, o.msg.entries.length));
-    }
-  }
-
-  /** Proposes a write at the current time and flushes; returns its outcome. */
-  write(op: Parameters<Holder['propose']>[1]): Outcome {
-    const id = this.nextId++;
-    this.run(this.holder.propose(id, op, this.now));
-    this.run(this.holder.flush(this.now));
-    const r = this.replies.get(id);
-    if (!r) throw new Error(`no reply to ${op.type}`);
-    return r;
-  }
-
-  /** Proposes without flushing: the op waits in the queue (arrived, not yet evaluated). */
-  enqueue(op: Parameters<Holder['propose']>[1]): number {
-    const id = this.nextId++;
-    this.run(this.holder.propose(id, op, this.now));
-    return id;
-  }
-
-  reply(id: number): Outcome | undefined {
-    return this.replies.get(id);
-  }
-
-  /** Advances the clock in ticks of `step` ms, running the session timer. */
-  advance(ms: number, step = 50): void {
-    const end = this.now + ms;
-    while (this.now < end) {
-      this.now = Math.min(end, this.now + step);
-      this.run(this.holder.tick(this.now));
-    }
-  }
-
-  open(ttlMs: number, nonce: string): SessionId {
-    const r = this.write({ type: 'session-open', args: { ttlMs, nonce } });
-    if (!r.ok || r.result.type !== 'session-open') throw new Error('open failed');
-    return r.result.result.id;
-  }
-
-  alive(id: SessionId): boolean {
-    return this.state.get(sessionKey(id)) !== undefined;
-  }
-
-  modeOf(id: SessionId): string | undefined {
-    for (const s of scanSessions(this.state)) if (s.id === id) return s.rec.mode;
-    return undefined;
-  }
-}
-
-const nonce = (n: number): string => n.toString(16).padStart(32, '0');
+import { nonce, Rig } from './fixtures/holder-rig.js';
 
 describe('holder session timer', () => {
   it('expires an active session at its deadline, not a tick before', () => {
@@ -262,4 +159,3 @@ function asNonce(n: number): string {
   return nonce(n);
 }
 
-export type { Rev };

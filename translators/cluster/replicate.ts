@@ -275,7 +275,7 @@ export class ReplicateTranslator extends Translator {
     return this.viaHolder(ctx, fop, args, async () => {
       const id = this.nextId++;
       const p = new Promise<WriteResult>((resolve, reject) => this.waiters.set(id, { resolve, reject }));
-      this.run((this.master as Master).propose(id, op, this.env.clock.nowMs(), false));
+      this.run((this.master as Master).propose(id, op, this.env.clock.nowMs(), false, ctx.origin));
       this.scheduleFlush();
       return resultOf(WRITE_TYPES[fop] as WriteTypeOf<F>, await p);
     });
@@ -296,7 +296,10 @@ export class ReplicateTranslator extends Translator {
       const route = await this.route({ deadlineMs: deadline });
       if (route.kind === 'local') return local(route.holder);
       this.forwarded++;
-      const hop: FopContext = { deadlineMs: Math.min(deadline, this.env.clock.nowMs() + 2 * (this.locks as LocksTranslator).leaseDurationMs) };
+      const hop: FopContext = {
+        deadlineMs: Math.min(deadline, this.env.clock.nowMs() + 2 * (this.locks as LocksTranslator).leaseDurationMs),
+        ...(ctx.origin !== undefined ? { origin: ctx.origin } : {}),
+      };
       try {
         return await (route.to.call as (f: FopName, c: FopContext, a: unknown) => Promise<T>)(fop, hop, args);
       } catch (e) {
