@@ -13,7 +13,7 @@ import type {
 } from './ops.js';
 import {
   decodeNumber, decodeSession, effectiveSession, encodeNumber, encodeSession, endSessionEffects, nonceKey, ownedKey,
-  SEQ_KEY, SEQUENCE_DIGITS, sessionKey,
+  SEQ_KEY, SEQUENCE_DIGITS, sessionKey, type SessionRecord,
 } from './sessions.js';
 import { OverlayView } from './overlay.js';
 import { readGet, readRange, toKeyValue } from './read.js';
@@ -170,7 +170,7 @@ function evalSessionOpen(view: StateView, a: SessionOpenArgs, rev: Rev, b: EvalB
     }
   }
   const id = asSessionId(rev);
-  const record = encodeSession({ ttlMs: a.ttlMs, nonce: a.nonce, owner: a.owner ?? '', mode: 'active' });
+  const record = encodeSession({ ttlMs: a.ttlMs, nonce: a.nonce, owner: a.owner ?? '', ...(a.client === true ? { client: true as const } : {}), mode: 'active' });
   const effects: Effect[] = [
     { t: 'put', key: sessionKey(id), value: record, createRev: rev, version: 1, session: NO_SESSION },
     { t: 'put', key: nonceKey(a.nonce), value: encodeNumber(id), createRev: rev, version: 1, session: NO_SESSION },
@@ -214,8 +214,8 @@ function evalSessionMarks(view: StateView, marks: readonly SessionMark[], rev: R
   for (const m of marks) {
     const rec = view.get(sessionKey(m.id));
     if (!rec) continue; // ended meanwhile
-    const s = effectiveSession(view, rec);
-    const next = m.mode === 'idle' ? { ttlMs: s.ttlMs, nonce: s.nonce, owner: s.owner, mode: 'idle' as const, idleUntil: m.idleUntil as number } : { ttlMs: s.ttlMs, nonce: s.nonce, owner: s.owner, mode: 'active' as const };
+    const { idleUntil: _, ...s } = effectiveSession(view, rec);
+    const next: SessionRecord = m.mode === 'idle' ? { ...s, mode: 'idle', idleUntil: m.idleUntil as number } : { ...s, mode: 'active' };
     effects.push(reservedPut(view, sessionKey(m.id), encodeSession(next), rev));
   }
   return { effects, outcome: { ok: true, result: { type: 'session-mark', result: { rev: effects.length > 0 ? rev : asRev(rev - 1) } } } };

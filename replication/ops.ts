@@ -136,6 +136,8 @@ export interface SessionOpenArgs {
   readonly nonce: string;
   /** Who holds the session (host:pid, or the client's address), for `sessions()`. */
   readonly owner?: string;
+  /** A client library's own session, naming its writes for exactly-once retries (DESIGN §3). */
+  readonly client?: boolean;
 }
 export interface SessionOpenResult {
   /** The rev of the entry that opened it (for a retried open: that same rev). */
@@ -161,6 +163,8 @@ export interface SessionInfo {
   readonly owner: string;
   readonly keys: number;
   readonly state: 'active' | 'idle';
+  /** A client library's own session (its clientId), not one that owns ephemeral keys by request. */
+  readonly client: boolean;
 }
 export interface SessionsResult {
   readonly rev: Rev;

@@ -152,7 +152,8 @@ export class SessionTable {
       const rec = view.get(sessionKey(id));
       if (!rec) continue;
       const remainingMs = Math.max(0, Math.round(s.mode === 'active' ? s.deadline - nowMs : s.idleUntil - sclockNow));
-      out.push({ id, ttlMs: s.ttlMs, remainingMs, owner: decodeSession(rec.value).owner, keys: countOwned(view, id), state: s.mode });
+      const r = decodeSession(rec.value);
+      out.push({ id, ttlMs: s.ttlMs, remainingMs, owner: r.owner, keys: countOwned(view, id), state: s.mode, client: r.client === true });
     }
     return out.sort((a, b) => a.id - b.id);
   }

@@ -40,6 +40,8 @@ export interface SessionRecord {
   readonly ttlMs: number;
   readonly nonce: string;
   readonly owner: string;
+  /** A client library's own session (SessionOpenArgs.client). */
+  readonly client?: true;
   readonly mode: 'active' | 'idle';
   readonly idleUntil?: number;
 }

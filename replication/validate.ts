@@ -102,6 +102,7 @@ export function checkSessionOpenArgs(a: unknown): asserts a is SessionOpenArgs {
   if (typeof a['nonce'] !== 'string' || !/^[0-9a-f]{32}$/.test(a['nonce'])) throw coordError('invalid-argument', 'nonce must be 32 lowercase hex digits (128 bits)');
   const owner = a['owner'];
   if (owner !== undefined && (typeof owner !== 'string' || owner.length > 256)) throw coordError('invalid-argument', 'owner must be a string of at most 256 characters');
+  if (a['client'] !== undefined && typeof a['client'] !== 'boolean') throw coordError('invalid-argument', 'client must be a boolean');
 }
 
 export function checkSessionIdArgs(a: unknown, fop: string): asserts a is SessionIdArgs {

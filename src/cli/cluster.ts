@@ -66,7 +66,7 @@ async function stopAll(masters: readonly { pid: number }[], timeoutMs: number): 
 
 /** Asks the masters who holds the lock, until one does or the deadline passes. */
 async function findHolder(servers: readonly string[], secretFile: string, deadlineMs: number): Promise<string> {
-  const vol = await connect({ servers: [...servers], secret: readFileSync(secretFile, 'utf8'), timeoutMs: 2_000 });
+  const vol = await connect({ servers: [...servers], secret: readFileSync(secretFile, 'utf8'), timeoutMs: 2_000, exactlyOnce: false });
   try {
     for (;;) {
       try {

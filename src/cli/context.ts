@@ -44,7 +44,9 @@ export async function run<T>(cmd: Command, f: (v: Volume) => Promise<T>, out: { 
   const g = globals(cmd);
   let vol: Volume | undefined;
   try {
-    vol = await connect({ servers: g.server.split(','), secret: readSecret(g.secretFile), timeoutMs: g.timeout });
+    // A one-shot command opens no client session (two more entries per command): a write in
+    // flight when its connection breaks fails `indeterminate`, as etcdctl's would.
+    vol = await connect({ servers: g.server.split(','), secret: readSecret(g.secretFile), timeoutMs: g.timeout, exactlyOnce: false });
     const r = await f(vol);
     const text = g.json ? JSON.stringify(out.json(r)) : out.human(r);
     if (text !== '') process.stdout.write(text + '\n'); // '' : the command printed raw bytes itself

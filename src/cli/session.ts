@@ -85,7 +85,7 @@ export async function putEphemeral(cmd: Command, key: string, value: Uint8Array,
 }
 
 function sessionRows(sessions: readonly SessionInfo[]): string[][] {
-  return sessions.map((s) => [String(s.id), seconds(s.ttlMs), seconds(Math.max(0, s.remainingMs)), s.state, String(s.keys), s.owner]);
+  return sessions.map((s) => [String(s.id), s.client ? 'client' : 'keys', seconds(s.ttlMs), seconds(Math.max(0, s.remainingMs)), s.state, String(s.keys), s.owner]);
 }
 
 export function registerSession(program: Command): void {
@@ -95,14 +95,14 @@ export function registerSession(program: Command): void {
     .description("list the volume's sessions: ttl, time left before expiry, state, keys owned, owner")
     .addHelpText(
       'after',
-      '\nREMAINING is the holder\'s view: the time until it expires the session unless a keepalive\narrives. An idle session has missed keepalives for ttl/2.\n\nExamples:\n  coordvol session ls\n  coordvol session ls --json | jq \'.sessions[] | select(.state == "idle")\'',
+      '\nKIND is "client" for a client library\'s own session (it names the client\'s writes, so a\nretried write is applied once), "keys" for a session opened to own ephemeral keys.\nREMAINING is the holder\'s view: the time until it expires the session unless a keepalive\narrives. An idle session has missed keepalives for ttl/2.\n\nExamples:\n  coordvol session ls\n  coordvol session ls --json | jq \'.sessions[] | select(.state == "idle")\'',
     )
     .action(async (_o: unknown, cmd: Command) => {
       await run(cmd, (v) => v.sessions(), {
         human: (r) => {
           const summary = `${r.sessions.length} session${r.sessions.length === 1 ? '' : 's'} at rev ${r.rev}`;
           if (r.sessions.length === 0) return summary;
-          return columns(['ID', 'TTL', 'REMAINING', 'STATE', 'KEYS', 'OWNER'], sessionRows(r.sessions)) + '\n' + summary;
+          return columns(['ID', 'KIND', 'TTL', 'REMAINING', 'STATE', 'KEYS', 'OWNER'], sessionRows(r.sessions)) + '\n' + summary;
         },
         json: (r) => ({ rev: r.rev, sessions: r.sessions }),
       });

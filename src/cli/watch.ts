@@ -59,7 +59,7 @@ export function registerWatch(program: Command): void {
       try {
         const fromRev = count(o.fromRev, '--from-rev', 1);
         const max = count(o.count, '--count', 1);
-        vol = await connect({ servers: g.server.split(','), secret: readSecret(g.secretFile), timeoutMs: g.timeout });
+        vol = await connect({ servers: g.server.split(','), secret: readSecret(g.secretFile), timeoutMs: g.timeout, exactlyOnce: false });
         watcher = vol.watch(prefix, { ...(fromRev !== undefined ? { fromRev } : {}), ...(o.prevKv ? { prevKv: true } : {}) });
         let printed = 0;
         for await (const m of watcher) {

@@ -11,7 +11,8 @@ import { ProtocolClientTranslator } from '../../translators/protocol/client.js';
 import { systemClock, type Clock, type GraphEnv } from '../../translators/translator.js';
 import { coordError } from '../common/errors.js';
 import { parseAddress } from '../wire/address.js';
-import { FopVolume, type Volume } from './volume.js';
+import { Origins } from './origins.js';
+import { FopVolume, type FopCaller, type Volume } from './volume.js';
 
 export interface ConnectOptions {
   /** host:port of each server, tried in turn (and again, with backoff, after a connection breaks). */
@@ -30,6 +31,15 @@ export interface ConnectOptions {
    * server is detected by a socket error at once, a silent one within pingMs + ping timeout.
    */
   readonly pingMs?: number;
+  /**
+   * Exactly-once writes (DESIGN §3, default true): the client opens a session of its own at its
+   * first write and sends each write with (clientId, seq, ackedSeq), so a write in flight when a
+   * connection breaks is sent again and applied once (a retry is answered `duplicate: true`).
+   * Off, such a write fails `indeterminate`.
+   */
+  readonly exactlyOnce?: boolean;
+  /** ttl of that session (default 30 s): how long the volume keeps a dead client's write results. */
+  readonly clientSessionTtlMs?: number;
   readonly clock?: Clock;
 }
 
@@ -82,7 +92,13 @@ export async function connect(o: ConnectOptions): Promise<RemoteVolume> {
     throw e;
   }
   let closed: Promise<void> | undefined;
-  const vol = new FopVolume((fop, ctx, args) => top.call(fop, ctx, args), () => (closed ??= graph.fini()), timeoutMs);
+  const caller: FopCaller = (fop, ctx, args) => top.call(fop, ctx, args);
+  const origins = o.exactlyOnce === false ? undefined : new Origins(caller, { timeoutMs, ...(o.clientSessionTtlMs !== undefined ? { sessionTtlMs: o.clientSessionTtlMs } : {}) });
+  const fini = async (): Promise<void> => {
+    await origins?.close();
+    await graph.fini();
+  };
+  const vol = new FopVolume(origins?.caller ?? caller, () => (closed ??= fini()), timeoutMs);
   return Object.assign(vol, { volumeId: client.volumeId as string });
 }
 

@@ -28,10 +28,11 @@ export interface Session {
   close(): Promise<void>;
 }
 
-export async function openSession(caller: FopCaller, timeoutMs: number, o: SessionOpts): Promise<Session> {
+/** `client`: the library's own session for exactly-once writes (origins.ts), listed as such. */
+export async function openSession(caller: FopCaller, timeoutMs: number, o: SessionOpts, client = false): Promise<Session> {
   const nonce = randomBytes(16).toString('hex');
   const sentAt = performance.now();
-  const r = await caller('sessionOpen', { deadlineMs: sentAt + timeoutMs }, { ttlMs: o.ttlMs, nonce, owner: o.owner ?? `${hostname()}:${process.pid}` });
+  const r = await caller('sessionOpen', { deadlineMs: sentAt + timeoutMs }, { ttlMs: o.ttlMs, nonce, owner: o.owner ?? `${hostname()}:${process.pid}`, ...(client ? { client } : {}) });
   return new ClientSession(caller, timeoutMs, r.id, r.ttlMs, sentAt);
 }
 

@@ -75,6 +75,8 @@ export interface RequestMessage {
   readonly args: unknown;
   /** The caller's time left; the server's deadline for the fop. */
   readonly timeoutMs?: number;
+  /** A write's [clientId, seq, ackedSeq] (DESIGN §3): a retry carries the same, and is answered, not applied, twice. */
+  readonly origin?: readonly [number, number, number];
 }
 export type ResponseMessage =
   | { readonly type: 'response'; readonly id: number; readonly ok: true; readonly result: unknown }
@@ -133,6 +135,15 @@ function uint(o: Record<string, unknown>, field: string): number {
   return v;
 }
 
+/** [clientId, seq, ackedSeq]: three integers (their meaning is checked where the write is served). */
+function origin(v: unknown): readonly [number, number, number] {
+  if (!Array.isArray(v) || v.length !== 3) throw bad('origin must be [clientId, seq, ackedSeq]');
+  const [c, s, a] = v as unknown[];
+  const ok = (x: unknown): x is number => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
+  if (!ok(c) || !ok(s) || !ok(a)) throw bad('origin must hold three non-negative integers');
+  return [c, s, a];
+}
+
 /** An error as a peer sent it. An unknown code (a newer peer) is kept in the message as `internal`. */
 function wireError(v: unknown, field: string): WireError {
   if (!isPlainObject(v)) throw bad(`${field} must be an object`);
@@ -158,8 +169,9 @@ export function parseMessage(v: unknown): Message {
     case 'welcome':
       return { type, volumeId: str(v, 'volumeId', VOLUME_ID_CHARS_MAX), mac: bytes(v, 'mac', MAC_BYTES) };
     case 'request': {
-      const m: RequestMessage = { type, id: uint(v, 'id'), op: str(v, 'op', OP_CHARS_MAX), args: v['args'] };
-      return v['timeoutMs'] === undefined ? m : { ...m, timeoutMs: uint(v, 'timeoutMs') };
+      let m: RequestMessage = { type, id: uint(v, 'id'), op: str(v, 'op', OP_CHARS_MAX), args: v['args'] };
+      if (v['timeoutMs'] !== undefined) m = { ...m, timeoutMs: uint(v, 'timeoutMs') };
+      return v['origin'] === undefined ? m : { ...m, origin: origin(v['origin']) };
     }
     case 'response': {
       const id = uint(v, 'id');

@@ -4,6 +4,8 @@
 //   multi-key txns included, not only single keys);
 // - revs of completed operations respect real-time order;
 // - every acknowledged write is in the committed log at its rev, and no write is applied twice;
+// - a write refused unapplied, or a cas answered "not succeeded", has no value committed (a
+//   resend is the same op: exactly-once, DESIGN §3; see also exactly-once-checks.ts);
 // - after the quiet period the bricks have converged: one holder, equal committed logs.
 import { Buffer } from 'node:buffer';
 import { asRev, type Rev } from '../../src/common/ids.js';
@@ -20,6 +22,7 @@ export function checkRun(r: SimResult): void {
   const committed = r.checks.committedPrefix();
   checkConverged(r, committed);
   checkWritesCommitted(r.history, committed);
+  checkSettledWrites(r.history, committed);
   checkReadsReplay(r, committed);
   checkMonotonic(r.history);
   // Serializable reads may lag real time by design: only the linearizable history is ordered.
@@ -38,7 +41,7 @@ function checkConverged(r: SimResult, committed: readonly Entry[]): void {
     for (let rev = 1; rev <= top; rev++) {
       const mine = b.entry(asRev(rev));
       const c = committed[rev - 1];
-      if (!mine || !c || entryText(mine) !== entryText(c)) throw new SimViolation('prefix', `brick ${b.brickId} differs from the committed log at rev ${rev}`);
+      if (!mine || !c || (mine !== c && entryText(mine) !== entryText(c))) throw new SimViolation('prefix', `brick ${b.brickId} differs from the committed log at rev ${rev}`);
     }
   }
 }
@@ -68,6 +71,32 @@ function checkWritesCommitted(history: readonly SimOp[], committed: readonly Ent
     if (put === undefined) continue;
     const revs = at.get(put);
     if (!revs || revs[0] !== h.rev) throw new SimViolation('acked-lost', `op ${h.id} (${put}) was acked at rev ${h.rev} but the committed log has it at ${revs?.join(', ') ?? 'no rev'}`);
+  }
+}
+
+/**
+ * Writes the history records as not having taken effect left nothing: a write refused before it
+ * was applied (every copy of it refused: `fail`) and a cas answered "not succeeded" have none of
+ * their values in the committed log, and an acknowledged delete that deleted is a delete of its
+ * key in the entry at its rev (deletes carry no value to look for otherwise).
+ */
+function checkSettledWrites(history: readonly SimOp[], committed: readonly Entry[]): void {
+  const at = putsByValue(committed);
+  for (const h of history) {
+    if (h.op.f === 'delete') {
+      if (h.outcome.type !== 'ok' || h.wrote !== true || h.rev === undefined) continue;
+      const key = h.op.key;
+      const e = committed[h.rev - 1];
+      if (!e?.effects.some((fx) => fx.t === 'del' && fx.key === key)) throw new SimViolation('acked-lost', `op ${h.id} (delete ${key}) was acked at rev ${h.rev}${h.duplicate === true ? ' (a duplicate)' : ''}, but that entry deletes no ${key}`);
+      continue;
+    }
+    if (h.op.f !== 'put' && h.op.f !== 'cas') continue;
+    const notApplied = h.outcome.type === 'fail' || (h.op.f === 'cas' && h.outcome.type === 'ok' && h.outcome.succeeded === false);
+    if (!notApplied) continue;
+    const revs = at.get(`${h.op.key}=${h.op.value}`);
+    if (revs !== undefined) {
+      throw new SimViolation('applied-unacked', `op ${h.id} (${h.op.f} ${h.op.key}=${h.op.value}) was answered ${h.outcome.type === 'fail' ? 'refused unapplied' : 'not succeeded'} after ${h.sends ?? 1} send(s), but the committed log has it at rev ${revs.join(', ')}`);
+    }
   }
 }
 

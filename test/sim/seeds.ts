@@ -19,6 +19,7 @@ export const BUGS = {
   'expire-sessions-at-failover': { master: { expireSessionsAtFailover: true } },
   'full-ttl-at-failover': { master: { fullTtlAtFailover: true } },
   'ack-keepalive-on-uncommitted-mark': { master: { ackKeepaliveOnUncommittedMark: true } },
+  'ignore-origin': { master: { ignoreOrigin: true } },
 } as const satisfies Record<string, { master?: MasterBugs; brick?: BrickBugs }>;
 export type BugName = keyof typeof BUGS;
 

@@ -7,6 +7,12 @@
 // keepalive) + ttl·(1−2ρ) on that clock and then sends nothing more on it. A few opens are
 // delivered a second time much later (a delayed duplicate sessionOpen), which may make a session
 // nobody uses. Everything is drawn from the simulation's PRNG, so a seed replays exactly.
+//
+// The key-value clients' own sessions (DESIGN §3, exactly-once: the clientId of their writes'
+// origins) are session clients too (SessionClients.openFor): one per KV client at a time, with a
+// ttl of 3–3.5 s, no puts, never closed; they keep the session alive until the run ends,
+// and the same checks apply. When one is lost or told its session ended, its KV client opens
+// another.
 import type { SessionId } from '../../src/common/ids.js';
 import type { Random } from '../../src/common/random.js';
 import type { WriteOp } from '../../replication/ops.js';
@@ -14,6 +20,14 @@ import type { SessionChecks } from './session-checks.js';
 
 /** Client ids from here on are session clients (the KV clients are numbered from 0). */
 export const SESSION_CLIENT_BASE = 1_000;
+
+/** A KV client's own session, as its client sees it (SessionClients.openFor). */
+export interface ClientSession {
+  /** The session id, while the session is live and not reported lost (undefined otherwise). */
+  usable(): SessionId | undefined;
+  /** A write on it was answered `session-expired`: the session has ended, the library reports it lost. */
+  ended(code: string): void;
+}
 
 /** What a session client needs of the simulation. */
 export interface SessionHost {
@@ -61,7 +75,7 @@ interface Pending {
 
 const EPHEMERAL_KEYS = ['/e/0', '/e/1', '/e/2', '/e/3'];
 
-class SessionClient {
+class SessionClient implements ClientSession {
   state: 'opening' | 'live' | 'closing' | 'stopped' = 'opening';
   sid: SessionId | undefined;
   private target: number;
@@ -91,6 +105,8 @@ class SessionClient {
     private readonly dupOpen: boolean,
     private readonly stopByMs: number,
     private readonly onStop: () => void,
+    /** Told the session id once it is open (a KV client's own session). */
+    private readonly onOpened?: (sid: SessionId) => void,
   ) {
     this.target = Math.floor(h.rnd() * h.masters);
     this.putsLeft = puts;
@@ -112,7 +128,7 @@ class SessionClient {
 
   start(): void {
     if (this.h.tracing) this.h.trace(`session client ${this.id} starts (ttl ${this.ttlMs}, ${this.closes ? 'closes' : 'dies'} at ${this.dieAtMs.toFixed(1)})`);
-    this.h.after(Math.max(0, this.dieAtMs - this.h.now()), () => this.end());
+    if (Number.isFinite(this.dieAtMs)) this.h.after(Math.max(0, this.dieAtMs - this.h.now()), () => this.end());
     this.step();
   }
 
@@ -135,6 +151,14 @@ class SessionClient {
     this.state = 'closing';
     this.pending = undefined; // whatever was in flight is not waited for
     this.step();
+  }
+
+  usable(): SessionId | undefined {
+    return this.checkLost() || this.state !== 'live' ? undefined : this.sid;
+  }
+
+  ended(code: string): void {
+    this.stop(`was told ${code}`);
   }
 
   private checkLost(): boolean {
@@ -221,6 +245,7 @@ class SessionClient {
         this.checks.opened(this.nonce, this.sid);
         this.state = 'live';
         this.accepted(p);
+        this.onOpened?.(this.sid);
         this.nextKeepaliveMs = p.sentMs + this.ttlMs / 3 / this.rate;
         this.nextPutMs = this.h.now() + 50 * this.h.rnd();
         break;
@@ -245,6 +270,8 @@ class SessionClient {
 export class SessionClients {
   private readonly clients = new Map<number, SessionClient>();
   private nextId = SESSION_CLIENT_BASE;
+  /** Of which KV clients' own sessions (openFor). */
+  private forKv = 0;
   private readonly slots: number;
   private readonly closeRate: number;
   private readonly dupOpenRate: number;
@@ -259,12 +286,45 @@ export class SessionClients {
     this.dupOpenRate = o.dupOpenRate ?? 0.15;
   }
 
+  /** Session clients started in the slots (not counting the KV clients' sessions). */
   get started(): number {
-    return this.nextId - SESSION_CLIENT_BASE;
+    return this.nextId - SESSION_CLIENT_BASE - this.forKv;
+  }
+
+  /** Sessions opened for KV clients (openFor). */
+  get kvSessions(): number {
+    return this.forKv;
   }
 
   start(): void {
     for (let s = 0; s < this.slots; s++) this.h.after(1_000 * this.h.rnd(), () => this.spawn());
+  }
+
+  /**
+   * A KV client's own session (its writes' clientId, DESIGN §3): opened now, with a ttl of a
+   * few seconds so that it lives through failovers, kept alive until the run ends, never
+   * closed. `onOpened` gets its id; `onStop` is called once the client stops using it (reported
+   * lost, or told it ended), after which the KV client opens another.
+   */
+  openFor(kvClient: number, onOpened: (sid: SessionId) => void, onStop: () => void): ClientSession {
+    const r = this.h.rnd;
+    const id = this.nextId++;
+    this.forKv++;
+    let nonce = '';
+    for (let i = 0; i < 4; i++) nonce += Math.floor(r() * 0x1_0000_0000).toString(16).padStart(8, '0');
+    // Several seconds, yet short enough that a session lost in the faults expires (after up to
+    // 1.5·ttl) before the run ends, as the end-of-run checks need a settled log.
+    const ttl = Math.max(3_000, 10 * this.h.leaseMs) + Math.floor(500 * r());
+    const rate = 1 + (2 * r() - 1) * this.h.driftRho;
+    const offset = 1_000 * r();
+    if (this.h.tracing) this.h.trace(`kv client ${kvClient} opens its session as session client ${id}`);
+    const c = new SessionClient(id, this.h, this.checks, nonce, ttl, rate, offset, Number.POSITIVE_INFINITY, false, 0, false, this.o.stopByMs, () => {
+      this.clients.delete(id);
+      onStop();
+    }, onOpened);
+    this.clients.set(id, c);
+    c.start();
+    return c;
   }
 
   private spawn(): void {

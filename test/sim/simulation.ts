@@ -6,23 +6,36 @@
 // holder in turn. Session clients (session-clients.ts) open sessions, keep them alive across
 // failovers, put ephemeral keys, and die or close. One seed drives every random choice, so a
 // failing seed replays exactly. Invariants are checked as the run goes (log-checks.ts,
-// session-checks.ts) and at its end (history-checks.ts, session-checks.ts).
+// session-checks.ts, exactly-once-checks.ts) and at its end (history-checks.ts, session-checks.ts).
+//
+// Exactly-once retries (DESIGN §3): each KV client opens a client session of its own (a session
+// client with a ttl of several seconds, kept alive until the run ends, opened again if it is lost)
+// and sends every write with an origin (clientId, seq, ackedSeq). A write that times out, or gets
+// an answer that says nothing of its outcome (`indeterminate`; or `not-holder` / `no-quorum` once
+// an earlier copy may have reached a holder), is sent again with the same origin, to the same or
+// another master, until it is answered or its retry deadline passes; the client takes only the
+// answer to its newest copy (as the library does: a resend follows a broken connection). A
+// `duplicate` answer is an ok answer at the stored rev. Only a write given up on is recorded with
+// an unknown outcome; a write retried many times is still one op in the history, invoked at its
+// first send and completed at its final answer. ackedSeq is the highest seq the client has
+// settled, with every lower one.
 import { Buffer } from 'node:buffer';
 import { AssertionError } from '../../src/common/assert.js';
-import { asRev, type Rev } from '../../src/common/ids.js';
+import { asRev, type Rev, type SessionId } from '../../src/common/ids.js';
 import { prefixEnd } from '../../src/common/keys.js';
 import { seededRandom, type Random } from '../../src/common/random.js';
 import { BrickAcceptor, type BrickBugs } from '../../replication/brick.js';
 import type { Holder } from '../../replication/holder.js';
 import { localBrickOver, Master, type MasterBugs, type MasterOutput } from '../../replication/master.js';
 import type { BrickReply, BrickRequest } from '../../replication/messages.js';
-import type { WriteOp, WriteResult } from '../../replication/ops.js';
+import type { Origin, WriteOp, WriteResult } from '../../replication/ops.js';
 import type { VolumeConfig } from '../../store/types.js';
 import { Agenda } from './events.js';
+import { ExactlyOnceChecks } from './exactly-once-checks.js';
 import type { HistoryOp, KvOp, KvOutcome } from './linearizability.js';
 import { LogChecks, SimViolation } from './log-checks.js';
 import { SessionChecks } from './session-checks.js';
-import { SESSION_CLIENT_BASE, SessionClients, type SessionReply } from './session-clients.js';
+import { SESSION_CLIENT_BASE, SessionClients, type ClientSession, type SessionReply } from './session-clients.js';
 import { SimBrick } from './sim-brick.js';
 
 export interface SimOptions {
@@ -56,6 +69,10 @@ export interface SimOptions {
    * still reach it) until another one takes over.
    */
   readonly churnRate?: number;
+  /** A KV client's write unanswered this long is sent again (with its origin). */
+  readonly attemptTimeoutMs?: number;
+  /** A KV client retries a write until this long after its first send, then gives up (unknown outcome). */
+  readonly retryForMs?: number;
 }
 
 /** A client operation as the history records it: the KvOp for the checker, plus what the product answered. */
@@ -71,6 +88,9 @@ export interface SimOp extends HistoryOp {
   readonly minRev?: number;
   /** Multi-key txn: every key it put (the lin history holds one put per key). */
   readonly multi?: readonly { key: string; value: string }[] | undefined;
+  /** A write: how many times it was sent, and whether its answer was a stored result (`duplicate`). */
+  readonly sends?: number;
+  readonly duplicate?: boolean;
 }
 
 export interface SimResult {
@@ -92,7 +112,7 @@ const dec = (b: Uint8Array | undefined): string | undefined => (b === undefined 
 type Payload =
   | { readonly k: 'brick-req'; readonly from: string; readonly reqId: number; readonly req: BrickRequest }
   | { readonly k: 'brick-rep'; readonly from: string; readonly reqId: number; readonly rep: BrickReply }
-  | { readonly k: 'client-req'; readonly client: number; readonly opId: number; readonly op: ClientOp }
+  | { readonly k: 'client-req'; readonly client: number; readonly opId: number; readonly op: ClientOp; readonly origin?: Origin | undefined }
   | { readonly k: 'client-rep'; readonly opId: number; readonly res: ClientResult };
 
 type ClientOp =
@@ -103,7 +123,7 @@ type ClientOp =
   | { readonly t: 'range' };
 
 type ClientResult =
-  | { readonly ok: true; readonly rev: Rev; readonly wrote: boolean; readonly value?: string | undefined; readonly succeeded?: boolean; readonly range?: readonly string[]; readonly session?: number }
+  | { readonly ok: true; readonly rev: Rev; readonly wrote: boolean; readonly value?: string | undefined; readonly succeeded?: boolean; readonly range?: readonly string[]; readonly session?: number; readonly duplicate?: boolean }
   | { readonly ok: false; readonly definite: boolean; readonly code: string };
 
 /** A master process: its brick (durable) and its volatile replication state. */
@@ -136,26 +156,51 @@ class SimNode {
   }
 }
 
+/** A KV client's op in progress. */
+interface CurrentOp {
+  readonly op: ClientOp;
+  readonly invokeMs: number;
+  /** Writes: (clientId, seq, ackedSeq), the same on every copy sent. */
+  readonly origin: Origin | undefined;
+  /** The opId of each copy sent, and whether it is known not applied (refused before evaluation). */
+  readonly sends: Map<number, 'out' | 'not-applied' | 'maybe'>;
+  /** The newest copy: the only one whose answer the client takes. */
+  last: number;
+  readonly deadlineMs: number;
+}
+
 interface ClientState {
   readonly id: number;
   target: number;
   busy: boolean;
+  /** Numbers every copy of every request this client sends. */
   opSeq: number;
-  current: { opId: number; op: ClientOp; invokeMs: number; node: number } | undefined;
+  current: CurrentOp | undefined;
   /** The highest rev this client has seen: its serializable reads carry it as minRev. */
   seenRev: number;
+  /** Its own client session (DESIGN §3), the clientId of its writes, and the seqs used on it. */
+  session: ClientSession | undefined;
+  sid: SessionId | undefined;
+  seq: number;
+  ackedSeq: number;
 }
 
 export class Simulation {
   readonly agenda = new Agenda();
   private readonly rnd: Random;
   private readonly o: Required<Omit<SimOptions, 'brickBugs' | 'masterBugs'>> & Pick<SimOptions, 'brickBugs' | 'masterBugs'>;
+  /** KV clients stop starting ops then. */
+  private clientsUntilMs = 0;
   private readonly nodes: SimNode[] = [];
   private readonly clients: ClientState[] = [];
   readonly sessionChecks: SessionChecks;
+  readonly onceChecks = new ExactlyOnceChecks();
   readonly checks = new LogChecks(
     () => this.agenda.nowMs,
-    (e, seenAt, now) => this.sessionChecks.committed(e, seenAt, now),
+    (e, seenAt, now) => {
+      this.sessionChecks.committed(e, seenAt, now);
+      this.onceChecks.committed(e);
+    },
   );
   private readonly sessionClients: SessionClients;
   readonly history: SimOp[] = [];
@@ -166,7 +211,7 @@ export class Simulation {
   private valueSeq = 0;
   private nextHistoryId = 0;
   private readonly config: VolumeConfig;
-  private readonly stats = { messages: 0, lost: 0, duplicated: 0, crashes: 0, partitions: 0, elections: 0, holders: 0, churns: 0 };
+  private readonly stats = { messages: 0, lost: 0, duplicated: 0, crashes: 0, partitions: 0, elections: 0, holders: 0, churns: 0, writes: 0, resends: 0, duplicates: 0, givenUp: 0 };
   /** Links the churn fault cut (healed at its next step). */
   private churnCuts: [number, number][] = [];
   /** A churn burst is on until then: the other faults wait. */
@@ -175,7 +220,8 @@ export class Simulation {
   constructor(opts: SimOptions) {
     this.o = {
       masters: 3, clients: 4, durationMs: 20_000, quietMs: 6_000, leaseMs: 300, driftRho: 0.01, maxDelayMs: 15,
-      lossRate: 0.02, dupRate: 0.02, faultEveryMs: 1_000, crashAfterCommit: 0.003, isolateNewHolder: 0.1, trace: false, sessionClients: 3, churnRate: 1, ...opts,
+      lossRate: 0.02, dupRate: 0.02, faultEveryMs: 1_000, crashAfterCommit: 0.003, isolateNewHolder: 0.1, trace: false, sessionClients: 3, churnRate: 1,
+      attemptTimeoutMs: 2 * (opts.leaseMs ?? 300) + 100, retryForMs: 10 * (opts.leaseMs ?? 300), ...opts,
     };
     // The longest one-way delay: a request's 0.5 + maxDelayMs, plus up to 1.2 ms before a brick replies.
     this.sessionChecks = new SessionChecks({ leaseMs: this.o.leaseMs, maxDelayMs: this.o.maxDelayMs + 1.7 });
@@ -188,7 +234,9 @@ export class Simulation {
       this.nodes.push(node);
       this.boot(node);
     }
-    for (let c = 0; c < this.o.clients; c++) this.clients.push({ id: c, target: c % this.o.masters, busy: false, opSeq: 0, current: undefined, seenRev: 0 });
+    for (let c = 0; c < this.o.clients; c++) {
+      this.clients.push({ id: c, target: c % this.o.masters, busy: false, opSeq: 0, current: undefined, seenRev: 0, session: undefined, sid: undefined, seq: 0, ackedSeq: 0 });
+    }
     this.sessionClients = new SessionClients(
       {
         rnd: this.rnd,
@@ -428,8 +476,9 @@ export class Simulation {
       this.stats.lost++;
       return;
     }
-    // Client requests are not duplicated: a client's retry is a new request, and exactly-once
-    // retries by (clientId, seq) are not built yet (DESIGN §3); brick traffic is.
+    // Client requests are not duplicated (a connection delivers a request at most once, so a
+    // refusal settles the copy it answers); the copies exactly-once must absorb are the clients'
+    // own resends with the same origin (DESIGN §3). Brick traffic and replies are duplicated.
     const copies = !local && p.k !== 'client-req' && this.faultsOn && this.rnd() < this.o.dupRate ? 2 : 1;
     if (copies === 2) this.stats.duplicated++;
     for (let c = 0; c < copies; c++) {
@@ -501,7 +550,7 @@ export class Simulation {
         if (w.type === 'session-open') this.sessionChecks.openArrived(w.args.nonce, this.agenda.nowMs);
         else if (w.type === 'keepalive') this.sessionChecks.keepaliveArrived(w.args.id, this.agenda.nowMs);
       }
-      this.act(node, () => node.master.propose(id, w, now));
+      this.act(node, () => node.master.propose(id, w, now, true, p.origin));
     } else this.act(node, () => node.master.read(id, now));
   }
 
@@ -519,7 +568,7 @@ export class Simulation {
     if (x < 0.67) return { t: 'write', kv: { f: 'delete', key }, w: { type: 'delete', args: { key } } };
     if (x < 0.92) {
       // CAS on what this client last saw is too rare a hit: compare with a recent value or absence.
-      const recent = this.history.filter((h) => h.op.key === key && h.outcome.type === 'ok').slice(-3);
+      const recent = this.recentOk.get(key) ?? [];
       const pick = recent[Math.floor(this.rnd() * (recent.length + 1))];
       const expect = pick === undefined ? undefined : pick.op.f === 'get' ? (pick.outcome.type === 'ok' ? pick.outcome.value : undefined) : pick.op.f === 'delete' ? undefined : (pick.op as { value: string }).value;
       const compare = expect === undefined ? { key, target: 'exists' as const, op: '=' as const, value: false } : { key, target: 'value' as const, op: '=' as const, value: enc(expect) };
@@ -532,35 +581,148 @@ export class Simulation {
     return { t: 'write', kv: undefined, multi, w: { type: 'txn', args: { compare: [], success: multi.map((m) => ({ op: 'put' as const, key: m.key, value: enc(m.value) })), failure: [] } } };
   }
 
+  /**
+   * The client's own session (DESIGN §3): opened at its start, and again once a session is lost
+   * (the library then sends nothing more on it), until the client stops starting ops.
+   */
+  private openSession(c: ClientState): void {
+    const s = this.sessionClients.openFor(
+      c.id,
+      (sid) => {
+        if (c.session !== s) return;
+        c.sid = sid;
+        c.seq = 0;
+        c.ackedSeq = 0;
+      },
+      () =>
+        this.agenda.after(0, () => {
+          if (c.session !== s) return;
+          c.session = undefined;
+          c.sid = undefined;
+          if (this.agenda.nowMs < this.clientsUntilMs) this.agenda.after(1 + 9 * this.rnd(), () => this.openSession(c));
+        }),
+    );
+    c.session = s;
+  }
+
   private startClient(c: ClientState, untilMs: number): void {
+    this.clientsUntilMs = untilMs;
+    this.openSession(c);
     const go = (): void => {
       if (this.agenda.nowMs >= untilMs || c.busy) return;
+      // Writes name the client's session: wait until it has one.
+      const sid = c.session?.usable();
+      if (sid === undefined || sid !== c.sid) {
+        this.agenda.after(10, go);
+        return;
+      }
       const op = this.nextOp(c);
-      const opId = ++c.opSeq;
+      let origin: Origin | undefined;
+      if (op.t === 'write') {
+        origin = { clientId: sid, seq: ++c.seq, ackedSeq: c.ackedSeq };
+        this.stats.writes++;
+        const values = op.kv ? (op.kv.f === 'put' || op.kv.f === 'cas' ? [op.kv.value] : []) : (op.multi ?? []).map((m) => m.value);
+        if (values.length > 0) this.onceChecks.sent(values, `client ${c.id} (clientId ${sid}, seq ${origin.seq})`);
+      }
       c.busy = true;
-      c.current = { opId, op, invokeMs: this.agenda.nowMs, node: c.target };
-      this.send(-1 - c.id, c.target, { k: 'client-req', client: c.id, opId, op });
-      const timeoutMs = 4 * this.o.leaseMs + 200;
-      this.agenda.after(timeoutMs, () => {
-        if (c.current?.opId !== opId) return;
-        this.complete(c, { ok: false, definite: false, code: 'timeout' });
-        c.target = Math.floor(this.rnd() * this.o.masters);
-      });
+      // Reads are sent once: a read given up on constrains nothing.
+      c.current = { op, invokeMs: this.agenda.nowMs, origin, sends: new Map(), last: 0, deadlineMs: this.agenda.nowMs + (origin ? this.o.retryForMs : 0) };
+      this.sendCopy(c);
     };
     this.clientGo.set(c.id, go);
     this.agenda.after(this.rnd() * 20, go);
   }
   private readonly clientGo = new Map<number, () => void>();
+  /** The last three ops of each key with an ok outcome, in history order (for nextOp's cas). */
+  private readonly recentOk = new Map<string, SimOp[]>();
+
+  private record(h: SimOp): void {
+    this.history.push(h);
+    if (h.outcome.type !== 'ok') return;
+    const recent = this.recentOk.get(h.op.key) ?? [];
+    recent.push(h);
+    if (recent.length > 3) recent.shift();
+    this.recentOk.set(h.op.key, recent);
+  }
+
+  /** Sends the current op (again, for a write: with the same origin). */
+  private sendCopy(c: ClientState): void {
+    const cur = c.current as CurrentOp;
+    const opId = ++c.opSeq;
+    cur.sends.set(opId, 'out');
+    cur.last = opId;
+    if (cur.sends.size > 1) {
+      this.stats.resends++;
+      if (this.o.trace) this.trace(`client ${c.id} resends write ${cur.origin?.clientId}/${cur.origin?.seq} to m${c.target} (copy ${cur.sends.size})`);
+    }
+    this.send(-1 - c.id, c.target, { k: 'client-req', client: c.id, opId, op: cur.op, origin: cur.origin });
+    const timeoutMs = cur.origin ? this.o.attemptTimeoutMs : 4 * this.o.leaseMs + 200;
+    this.agenda.after(timeoutMs, () => {
+      if (c.current !== cur || cur.last !== opId) return;
+      c.target = Math.floor(this.rnd() * this.o.masters);
+      this.retryOrSettle(c, 'timeout');
+    });
+  }
+
+  /**
+   * The newest copy of the current op was not answered with its outcome. A read, or a write no
+   * copy of which can have been applied, is settled now (unknown, or failed for certain); a write
+   * that may have been applied is sent again with its origin, after a short pause, until its
+   * deadline or the end of its session; then it is given up, its outcome unknown.
+   */
+  private retryOrSettle(c: ClientState, code: string): void {
+    const cur = c.current as CurrentOp;
+    const maybe = [...cur.sends.values()].some((s) => s !== 'not-applied');
+    if (!maybe) return this.complete(c, { ok: false, definite: true, code });
+    const clientId = cur.origin?.clientId;
+    const giveUp = (): void => {
+      if (clientId !== undefined) this.stats.givenUp++;
+      this.complete(c, { ok: false, definite: false, code });
+    };
+    if (clientId === undefined || this.agenda.nowMs >= cur.deadlineMs || c.session?.usable() !== clientId) return giveUp();
+    this.agenda.after(2 + 18 * this.rnd(), () => {
+      if (c.current !== cur) return;
+      // Once the library has reported a session lost, it sends nothing more on it.
+      if (c.session?.usable() !== clientId) return giveUp();
+      this.sendCopy(c);
+    });
+  }
 
   private onClientReply(client: number, opId: number, res: ClientResult): void {
     const c = this.clients[client] as ClientState;
-    if (c.current?.opId !== opId) return; // a duplicate, or an answer after the client gave up
-    if (!res.ok && (res.code === 'not-holder' || res.code === 'no-quorum')) c.target = Math.floor(this.rnd() * this.o.masters);
-    this.complete(c, res);
+    const cur = c.current;
+    // A duplicate, an answer to an older copy (its connection is given up), or after the client gave up.
+    if (cur === undefined || cur.last !== opId || cur.sends.get(opId) !== 'out') return;
+    if (!res.ok && (res.code === 'not-holder' || res.code === 'no-quorum' || res.code === 'indeterminate')) c.target = Math.floor(this.rnd() * this.o.masters);
+    if (res.ok || cur.origin === undefined) return this.complete(c, res);
+    const o = cur.origin;
+    switch (res.code) {
+      case 'not-holder':
+      case 'no-quorum':
+      case 'too-large':
+        // Refused before evaluation: this copy was not applied (an earlier one may have been).
+        cur.sends.set(opId, 'not-applied');
+        return this.retryOrSettle(c, res.code);
+      case 'session-expired':
+        // The client's session ended: this copy was not applied, and no copy ever will be now.
+        cur.sends.set(opId, 'not-applied');
+        if (c.sid === o.clientId) c.session?.ended(res.code);
+        if ([...cur.sends.values()].every((s) => s === 'not-applied')) return this.complete(c, { ok: false, definite: true, code: res.code });
+        this.stats.givenUp++;
+        return this.complete(c, { ok: false, definite: false, code: res.code });
+      case 'stale-retry':
+      case 'too-many-in-flight':
+        // The client never sends a seq at or below its ackedSeq, nor more than one past it.
+        throw new SimViolation('exactly-once', `client ${c.id}'s write (clientId ${o.clientId}, seq ${o.seq}, ackedSeq ${o.ackedSeq}) was refused ${res.code}`);
+      default:
+        // indeterminate (or anything else): it may have been applied.
+        cur.sends.set(opId, 'maybe');
+        return this.retryOrSettle(c, res.code);
+    }
   }
 
   private complete(c: ClientState, res: ClientResult): void {
-    const cur = c.current as NonNullable<ClientState['current']>;
+    const cur = c.current as CurrentOp;
     c.current = undefined;
     c.busy = false;
     const base = { client: c.id, invokeMs: cur.invokeMs, completeMs: this.agenda.nowMs };
@@ -569,12 +731,17 @@ export class Simulation {
     const wrote = res.ok ? res.wrote : undefined;
     const op = cur.op;
     if (res.ok) c.seenRev = Math.max(c.seenRev, res.rev);
-    if (op.t === 'sget') this.history.push({ id: this.nextHistoryId++, ...base, op: { f: 'get', key: op.key }, outcome, rev, wrote, serializable: true, minRev: op.minRev });
-    else if (op.t === 'get') this.history.push({ id: this.nextHistoryId++, ...base, op: { f: 'get', key: op.key }, outcome, rev, wrote });
+    // Settled (answered, or given up for good): ackedSeq covers it, as every lower seq is settled.
+    if (cur.origin !== undefined && cur.origin.clientId === c.sid) c.ackedSeq = Math.max(c.ackedSeq, cur.origin.seq);
+    const duplicate = res.ok && res.duplicate === true;
+    if (duplicate) this.stats.duplicates++;
+    const w = op.t === 'write' ? { sends: cur.sends.size, ...(duplicate ? { duplicate } : {}) } : {};
+    if (op.t === 'sget') this.record({ id: this.nextHistoryId++, ...base, op: { f: 'get', key: op.key }, outcome, rev, wrote, serializable: true, minRev: op.minRev });
+    else if (op.t === 'get') this.record({ id: this.nextHistoryId++, ...base, op: { f: 'get', key: op.key }, outcome, rev, wrote });
     else if (op.t === 'range') {
-      if (res.ok) this.history.push({ id: this.nextHistoryId++, ...base, op: { f: 'get', key: PREFIX }, outcome: { type: 'unknown' }, rev, wrote, range: res.range });
-    } else if (op.kv) this.history.push({ id: this.nextHistoryId++, ...base, op: op.kv, outcome, rev, wrote });
-    else for (const m of op.multi ?? []) this.history.push({ id: this.nextHistoryId++, ...base, op: { f: 'put', key: m.key, value: m.value }, outcome: res.ok ? { type: 'ok' } : outcome, rev, wrote, multi: op.multi });
+      if (res.ok) this.record({ id: this.nextHistoryId++, ...base, op: { f: 'get', key: PREFIX }, outcome: { type: 'unknown' }, rev, wrote, range: res.range });
+    } else if (op.kv) this.record({ id: this.nextHistoryId++, ...base, op: op.kv, outcome, rev, wrote, ...w });
+    else for (const m of op.multi ?? []) this.record({ id: this.nextHistoryId++, ...base, op: { f: 'put', key: m.key, value: m.value }, outcome: res.ok ? { type: 'ok' } : outcome, rev, wrote, multi: op.multi, ...w });
     this.clientGo.get(c.id)?.();
   }
 
@@ -726,6 +893,8 @@ export class Simulation {
     this.cut.clear();
     for (let i = 0; i < this.nodes.length; i++) this.restart(i);
     this.agenda.runUntil(faultEnd + this.o.quietMs);
+    // A write still unanswered when the run ends may have been applied: its outcome is unknown.
+    for (const c of this.clients) if (c.current?.op.t === 'write') this.complete(c, { ok: false, definite: false, code: 'end of run' });
     this.sessionChecks.finish(this.agenda.nowMs);
     const sc = this.sessionChecks.counts;
     return {
@@ -736,7 +905,7 @@ export class Simulation {
       trace: this.traceLines,
       stats: {
         ...this.stats, events: this.agenda.executed, ops: this.history.length, committed: this.checks.maxCommitted, holderAtEnd: this.nodes.findIndex((n) => n.master.holder?.isReady === true),
-        sessionClients: this.sessionClients.started, sessions: sc.sessions, sessionsEnded: sc.ended, keepaliveAcks: sc.acks, sessionsBounded: sc.livenessChecked, orphanSessions: sc.orphans,
+        sessionClients: this.sessionClients.started, kvSessions: this.sessionClients.kvSessions, sessions: sc.sessions, sessionsEnded: sc.ended, keepaliveAcks: sc.acks, sessionsBounded: sc.livenessChecked, orphanSessions: sc.orphans,
         leaseHeldMs: Math.round(this.sessionChecks.leaseTime(0, this.o.durationMs)), sessionsDied: sc.died, sessionsClosed: sc.closed, sessionsLost: sc.lost, sessionsExpiredAtClient: sc.expired, sessionsNeverOpened: sc.neverOpened,
       },
       config: this.config,
@@ -756,17 +925,23 @@ function failure(code: string): ClientResult {
 
 function writeResult(op: ClientOp, r: WriteResult): ClientResult {
   switch (r.type) {
+    // A duplicate (a resend answered from its stored result) carries rev, deleted count and
+    // branch but no values: what the history needs of the write comes from the op itself.
     case 'put':
-      return { ok: true, rev: r.result.rev, wrote: true };
+      return { ok: true, rev: r.result.rev, wrote: true, ...dup(r.result) };
     case 'delete':
-      return { ok: true, rev: r.result.rev, wrote: r.result.deleted > 0 };
+      return { ok: true, rev: r.result.rev, wrote: r.result.deleted > 0, ...dup(r.result) };
     case 'txn': {
       const wrote = r.result.succeeded && (op.t === 'write' ? op.w.type === 'txn' && op.w.args.success.length > 0 : false);
-      return { ok: true, rev: r.result.rev, wrote, succeeded: r.result.succeeded };
+      return { ok: true, rev: r.result.rev, wrote, succeeded: r.result.succeeded, ...dup(r.result) };
     }
     case 'session-open':
       return { ok: true, rev: r.result.rev, wrote: true, session: r.result.id };
     default:
       return { ok: true, rev: asRev(0), wrote: false };
   }
+}
+
+function dup(r: { readonly duplicate?: true }): { duplicate?: boolean } {
+  return r.duplicate === true ? { duplicate: true } : {};
 }

@@ -5,6 +5,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type RemoteVolume, type Watcher, type WatchEvent } from '../../src/client/index.js';
+import type { SessionInfo } from '../../translators/fops.js';
 import { isCoordError } from '../../src/common/errors.js';
 import { startMaster, type Master } from '../../src/daemon/master.js';
 import { ProtocolServerTranslator } from '../../translators/protocol/server.js';
@@ -21,6 +22,11 @@ export async function refusal(p: Promise<unknown>): Promise<{ code: string; mess
 }
 
 /** The port a master's protocol/server listens on. */
+/** The volume's sessions that own keys by request: client libraries' own sessions (exactly-once) left out. */
+export async function keySessions(vol: RemoteVolume): Promise<readonly SessionInfo[]> {
+  return (await vol.sessions()).sessions.filter((s) => !s.client);
+}
+
 export function serverPort(m: Master): number {
   const srv = m.graph.translators.find((t) => t instanceof ProtocolServerTranslator);
   if (!(srv instanceof ProtocolServerTranslator)) throw new Error('no protocol/server in the master graph');

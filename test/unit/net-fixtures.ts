@@ -46,6 +46,14 @@ export class Proxy {
     return n;
   }
 
+  /**
+   * Open connections stop carrying the server's answers (requests still reach it): a write sent
+   * now is applied, and its client never hears so. cut() then ends them.
+   */
+  dropReplies(): void {
+    for (const [down, up] of this.pairs) up.unpipe(down);
+  }
+
   /** Cuts every open connection and refuses new ones until unblock(). */
   block(): void {
     this.blocked = true;

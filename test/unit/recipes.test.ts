@@ -7,7 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { election, lock, type KeyValue, type RemoteVolume } from '../../src/client/index.js';
-import { refusal, startNetMaster, type NetMaster } from './helpers.js';
+import { keySessions, refusal, startNetMaster, type NetMaster } from './helpers.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const CONTENDER = join(ROOT, 'test/unit/fixtures/lock-contender.ts');
@@ -45,7 +45,7 @@ describe('lock, in-process', () => {
     await s.close();
     expect((await refusal(lock(vol, 'x', { session: s }))).code).toBe('session-expired');
     expect((await vol.range('/_locks/')).count).toBe(0);
-    expect((await vol.sessions()).sessions).toHaveLength(0);
+    expect(await keySessions(vol)).toHaveLength(0);
     expect((await vol.get('/nothing')).rev).toBeGreaterThanOrEqual(before);
   });
 
@@ -68,7 +68,7 @@ describe('lock, in-process', () => {
     expect(cl.fencingToken).toBeGreaterThan(bl.fencingToken);
     await cl.unlock();
     expect((await vol.range('/_locks/order/')).count).toBe(0);
-    expect((await vol.sessions()).sessions).toHaveLength(0); // the locks' own sessions are closed
+    expect(await keySessions(vol)).toHaveLength(0); // the locks' own sessions are closed
   });
 
   it('a waiter whose predecessor dies waits on for the holder (no skipping ahead)', async () => {
@@ -153,7 +153,7 @@ describe('election, in-process', () => {
     expect(seen).toEqual(['one', 'one-b', 'two']);
     await e2.resign();
     expect(await e1.leader()).toBeUndefined();
-    expect((await vol.sessions()).sessions).toHaveLength(0);
+    expect(await keySessions(vol)).toHaveLength(0);
   });
 
   it('a resign while still waiting ends the campaign and removes its key', async () => {

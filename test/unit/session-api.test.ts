@@ -67,7 +67,7 @@ describe('/v1/sessions', () => {
 
     const ls = await call('GET', '/v1/sessions');
     expect(ls.status).toBe(200);
-    expect(ls.body['sessions']).toEqual([{ id, ttlMs: TTL, remainingMs: expect.any(Number), owner: 'web-1', keys: 2, state: 'active' }]);
+    expect(ls.body['sessions']).toEqual([{ id, ttlMs: TTL, remainingMs: expect.any(Number), owner: 'web-1', keys: 2, state: 'active', client: false }]);
 
     expect(await call('PUT', `/v1/sessions/${id}/keepalive`)).toEqual({ status: 200, body: { id, ttlMs: TTL } });
 

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lock, type RemoteVolume } from '../../src/client/index.js';
 import { asSessionId } from '../../src/common/ids.js';
-import { startNetMaster, type NetMaster } from './helpers.js';
+import { keySessions, startNetMaster, type NetMaster } from './helpers.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const MAIN = join(ROOT, 'src/cli/main.ts');
@@ -84,8 +84,8 @@ describe('kv put --ephemeral', () => {
     const listed = (JSON.parse(ls.out) as { sessions: Record<string, unknown>[] }).sessions.find((s) => s['id'] === line['session']);
     expect(listed).toMatchObject({ ttlMs: TTL, keys: 1, state: 'active', owner: expect.stringMatching(/^coordvol kv put .+:\d+$/) });
     expect(human.status, human.err).toBe(0);
-    expect(human.out.split('\n')[0]).toMatch(/^ID\s+TTL\s+REMAINING\s+STATE\s+KEYS\s+OWNER$/);
-    expect(human.out).toMatch(new RegExp(`^\\s*${line['session']}\\s+2s\\s+[\\d.]+s\\s+active\\s+1\\s+coordvol kv put`, 'm'));
+    expect(human.out.split('\n')[0]).toMatch(/^ID\s+KIND\s+TTL\s+REMAINING\s+STATE\s+KEYS\s+OWNER$/);
+    expect(human.out).toMatch(new RegExp(`^\\s*${line['session']}\\s+keys\\s+2s\\s+[\\d.]+s\\s+active\\s+1\\s+coordvol kv put`, 'm'));
 
     p.proc.kill('SIGTERM');
     const end = await p.done;
@@ -136,7 +136,7 @@ describe('kv put --ephemeral', () => {
     expect(stray.status).toBe(1);
     expect(stray.err).toBe('coordvol: invalid-argument: --ttl goes with --ephemeral\n');
     expect((await vol.get('/alive/bad')).kv).toBeUndefined();
-    expect((await vol.sessions()).sessions).toHaveLength(0);
+    expect(await keySessions(vol)).toHaveLength(0);
   }, 30_000);
 });
 
@@ -179,7 +179,7 @@ describe('lock NAME -- COMMAND', () => {
     expect(bad.status).toBe(1);
     expect(bad.err).toMatch(/^coordvol: invalid-argument: a lock name must not contain '\/'/);
     expect((await vol.range('/_locks/')).count).toBe(0);
-    expect((await vol.sessions()).sessions).toHaveLength(0);
+    expect(await keySessions(vol)).toHaveLength(0);
   }, 40_000);
 
   it('waits for the holder, and gives up on SIGTERM leaving nothing behind', async () => {
@@ -205,6 +205,6 @@ describe('lock NAME -- COMMAND', () => {
     expect(end.err).toMatch(/^coordvol: not-found: lock lost lost while the command ran \(sent it SIGTERM\): \/_locks\/lost\/\S+ was deleted at rev \d+/);
     expect(end.err.trim().split('\n')).toHaveLength(1);
     expect((await readFile(marker, 'utf8')).trim()).toBe('term');
-    expect((await vol.sessions()).sessions).toHaveLength(0); // its own session closed
+    expect(await keySessions(vol)).toHaveLength(0); // its own session closed
   }, 30_000);
 });

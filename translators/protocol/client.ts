@@ -5,9 +5,12 @@
 // When a connection breaks, requests in flight on it are handled by what they are:
 //  - reads (get, range, status, statedump, profile) change nothing, so they are sent again once
 //    a connection is back, until their deadline;
-//  - writes (put, delete, txn, compact) may or may not have been applied: they fail
-//    `indeterminate`. (Exactly-once retries, by (clientId, seq) with sessions (DESIGN §3), come
-//    in a later issue: see RETRY_HOOK below.)
+//  - writes carrying an origin (clientId, seq, ackedSeq; DESIGN §3) are sent again too, with the
+//    same origin: the holder answers a retry of a write it applied from its stored result
+//    (`duplicate`) instead of applying it twice. If the client's session ended before a retry
+//    was answered (`session-expired` naming the clientId), the outcome is unknown: `indeterminate`;
+//  - other writes (put, delete, txn, compact, sessionClose, without an origin) may or may not
+//    have been applied: they fail `indeterminate`.
 // Requests made while there is no connection wait for one until their deadline (ctx.deadlineMs,
 // else request-timeout-ms), then fail `unavailable`.
 //
@@ -47,7 +50,8 @@ import {
   type Address, type AppMessage, type BrickFop, type ClientFop, type WireFop,
 } from '../../src/wire/index.js';
 import { decodeAppendResult, decodeFetchResult, decodeLockResult, decodeProbeResult } from '../../replication/validate-brick.js';
-import type { FopArgs, FopContext, FopResult, TranslatorDump } from '../fops.js';
+import type { FopArgs, FopContext, FopResult, Origin, TranslatorDump } from '../fops.js';
+import { ORIGIN_FOPS } from './requests.js';
 import type { OptionSchema, OptionValues } from '../options.js';
 import { Translator, type TranslatorClass, type TranslatorSpec } from '../translator.js';
 import { Link, type LinkHandler } from './link.js';
@@ -100,6 +104,10 @@ interface Pending {
   lastError: CoordError | undefined;
   /** Answered, failed or expired: skipped where it still sits in the queue. */
   done: boolean;
+  /** A write's origin (exactly-once retries), sent with every copy of it. */
+  readonly origin: Origin | undefined;
+  /** A copy of it was in flight when a connection broke: it may have been applied. */
+  maybeApplied: boolean;
 }
 
 const isRead = (op: WireFop): boolean => READ_FOPS.has(op as ClientFop);
@@ -329,7 +337,7 @@ export class ProtocolClientTranslator extends Translator implements LinkHandler 
     this.stats.requests++;
     const deadlineMs = ctx.deadlineMs ?? this.env.clock.nowMs() + this.o['request-timeout-ms'];
     return new Promise<FopResult<F>>((resolve, reject) => {
-      const p = this.pending(op, args, deadlineMs, resolve as (r: unknown) => void, reject, false);
+      const p = this.pending(op, args, deadlineMs, resolve as (r: unknown) => void, reject, false, ORIGIN_FOPS.has(op) ? ctx.origin : undefined);
       if (this.open && this.waiting.live === 0 && this.inFlight.size < connectionRequestsMax) return this.send(p);
       if (this.waiting.live >= clientPendingRequestsMax) {
         return this.settle(p, this.unavailable(`${this.waiting.live} requests are already waiting`));
@@ -350,8 +358,11 @@ export class ProtocolClientTranslator extends Translator implements LinkHandler 
       .then((r) => decodeBrickResult(op, r) as FopResult<F>);
   }
 
-  private pending(op: WireFop, args: unknown, deadlineMs: number, resolve: (r: unknown) => void, reject: (e: CoordError) => void, brick: boolean): Pending {
-    const p: Pending = { op, args, deadlineMs, resolve, reject, seq: this.nextSeq++, brick, timer: undefined, id: undefined, link: undefined, lastError: undefined, done: false };
+  private pending(op: WireFop, args: unknown, deadlineMs: number, resolve: (r: unknown) => void, reject: (e: CoordError) => void, brick: boolean, origin?: Origin): Pending {
+    const p: Pending = {
+      op, args, deadlineMs, resolve, reject, seq: this.nextSeq++, brick, timer: undefined, id: undefined, link: undefined, lastError: undefined, done: false,
+      origin, maybeApplied: false,
+    };
     p.timer = setTimeout(() => this.expire(p), Math.max(0, deadlineMs - this.env.clock.nowMs()));
     return p;
   }
@@ -365,7 +376,8 @@ export class ProtocolClientTranslator extends Translator implements LinkHandler 
     this.inFlight.set(id, p);
     const timeoutMs = Math.max(1, Math.ceil(p.deadlineMs - this.env.clock.nowMs()));
     try {
-      link.send({ type: 'request', id, op: p.op, args: p.args, timeoutMs });
+      const o = p.origin;
+      link.send(o === undefined ? { type: 'request', id, op: p.op, args: p.args, timeoutMs } : { type: 'request', id, op: p.op, args: p.args, timeoutMs, origin: [o.clientId, o.seq, o.ackedSeq] });
     } catch (e) {
       // Not encodable, or over the message cap: nothing was sent.
       this.inFlight.delete(id);
@@ -501,12 +513,23 @@ export class ProtocolClientTranslator extends Translator implements LinkHandler 
         this.hintTaken = false;
       }
       if (msg.ok && link === this.link && isWatchRequest(p)) this.movedStreak = 0;
-      const outcome = msg.ok ? { ok: msg.result } : fromWireError(msg.error);
+      const outcome = msg.ok ? { ok: msg.result } : this.refusal(p, fromWireError(msg.error));
       this.settle(p, outcome);
       // A watch refused `moved`: the caller hears it, and the connection goes to another server.
       if ('code' in outcome && outcome.code === 'moved' && isWatchRequest(p) && this.canMoveFrom(link)) this.movedFrom(link, outcome);
     }
     if (this.waiting.live > 0) this.pump();
+  }
+
+  /**
+   * A refusal as the caller hears it. A retried write refused because its client session ended
+   * (session-expired naming the clientId) says nothing of the copy that may have been applied
+   * before the break: its outcome is unknown.
+   */
+  private refusal(p: Pending, e: CoordError): CoordError {
+    if (e.code !== 'session-expired' || !p.maybeApplied || p.origin === undefined || e.details['clientId'] !== p.origin.clientId) return e;
+    this.stats.indeterminate++;
+    return coordError('indeterminate', `${p.op} was retried after a broken connection, but the client's session ${p.origin.clientId} ended first: it may or may not have been applied`, { clientId: p.origin.clientId });
   }
 
   /**
@@ -616,10 +639,9 @@ export class ProtocolClientTranslator extends Translator implements LinkHandler 
   }
 
   /**
-   * In-flight requests of a broken connection: reads go back to wait for the next one, writes
-   * fail indeterminate, brick fops unavailable. RETRY_HOOK: with sessions, a write carries
-   * (clientId, seq) and is sent again like a read; the holder answers a duplicate with its
-   * stored result.
+   * In-flight requests of a broken connection: reads and writes with an origin go back to wait
+   * for the next one (the holder answers a retried origin from its stored result), other writes
+   * fail indeterminate, brick fops unavailable.
    */
   private failInFlight(link: Link, why: CoordError): void {
     const retry: Pending[] = [];
@@ -632,7 +654,8 @@ export class ProtocolClientTranslator extends Translator implements LinkHandler 
         this.settle(p, this.stopping
           ? coordError('closed', `${this.name} is closed`)
           : coordError('unavailable', `the connection to ${link.peer} broke before ${p.op} was answered (${why.code}: ${why.message})`, { lastError: why.code }));
-      } else if (isRead(p.op)) {
+      } else if (isRead(p.op) || p.origin !== undefined) {
+        if (p.origin !== undefined) p.maybeApplied = true;
         retry.push(p);
         this.stats.retried++;
       } else {

@@ -3,13 +3,14 @@
 // then copied field by field, so what winds into the graph has exactly the fields a fop takes
 // and nothing a peer slipped in beside them.
 import { coordError } from '../../src/common/errors.js';
+import { asSessionId } from '../../src/common/ids.js';
 import { isBrickFop, isClientFop, type BrickFop, type WireFop } from '../../src/wire/index.js';
 import {
   checkCompactArgs, checkDeleteArgs, checkGetArgs, checkPutArgs, checkRangeArgs, checkSessionIdArgs, checkSessionOpenArgs,
   checkTxnArgs,
 } from '../../replication/validate.js';
 import { checkAppendArgs, checkFetchArgs, checkLockArgs, checkProbeArgs, copyEntry } from '../../replication/validate-brick.js';
-import type { AppendArgs, Compare, FopArgs, TxnOp } from '../fops.js';
+import type { AppendArgs, Compare, FopArgs, Origin, TxnOp } from '../fops.js';
 import { checkWireUnwatch, checkWireWatch } from '../features/watch-args.js';
 import type { StreamOp, StreamRequest } from '../features/watch-streams.js';
 
@@ -65,6 +66,21 @@ function checkBrickRequest(op: BrickFop, args: unknown): CheckedRequest<BrickFop
   }
 }
 
+/** The writes that may carry an origin (DESIGN §3): keepalives and opens are idempotent without one. */
+export const ORIGIN_FOPS: ReadonlySet<string> = new Set(['put', 'delete', 'txn', 'compact', 'sessionClose']);
+
+/**
+ * A write's origin off the wire (its shape already checked by the message parser): only on the
+ * writes that take one, with clientId and seq from 1 and ackedSeq below seq.
+ */
+export function checkOrigin(op: string, o: readonly [number, number, number]): Origin {
+  const [clientId, seq, ackedSeq] = o;
+  if (!ORIGIN_FOPS.has(op)) throw coordError('invalid-argument', `${op} takes no origin (only ${[...ORIGIN_FOPS].join(', ')} do)`);
+  if (clientId < 1 || seq < 1) throw coordError('invalid-argument', 'origin clientId and seq start at 1');
+  if (ackedSeq >= seq) throw coordError('invalid-argument', `origin ackedSeq ${ackedSeq} must be below seq ${seq}`);
+  return { clientId: asSessionId(clientId), seq, ackedSeq };
+}
+
 /** Checks a request's op and args; throws a typed error (invalid-argument, key-too-large, …). */
 export function checkRequest(op: string, args: unknown): CheckedRequest {
   if (isBrickFop(op)) return checkBrickRequest(op, args);
@@ -93,7 +109,7 @@ export function checkRequest(op: string, args: unknown): CheckedRequest {
       return { op, args: { rev: args.rev } };
     case 'sessionOpen':
       checkSessionOpenArgs(args);
-      return { op, args: pick(args, ['ttlMs', 'nonce', 'owner']) };
+      return { op, args: pick(args, ['ttlMs', 'nonce', 'owner', 'client']) };
     case 'keepalive':
     case 'sessionClose':
       checkSessionIdArgs(args, op);

@@ -19,7 +19,7 @@ import type { FopContext } from '../fops.js';
 import type { OptionSchema, OptionValues } from '../options.js';
 import { Translator, type TranslatorClass, type TranslatorSpec } from '../translator.js';
 import { Link, type LinkHandler } from './link.js';
-import { checkRequest, checkStreamRequest } from './requests.js';
+import { checkOrigin, checkRequest, checkStreamRequest } from './requests.js';
 import { isStreamOp, WatchStreams } from '../features/watch-streams.js';
 import { loadSecretFile } from './secret.js';
 
@@ -207,7 +207,8 @@ export class ProtocolServerTranslator extends Translator implements LinkHandler 
   /** Checks a request and winds it into the graph. */
   private async serve(req: RequestMessage, client: Client): Promise<unknown> {
     const timeoutMs = Math.min(req.timeoutMs ?? REQUEST_TIMEOUT_MS_DEFAULT, requestTimeoutMsMax);
-    const ctx: FopContext = { deadlineMs: this.env.clock.nowMs() + timeoutMs };
+    const deadlineMs = this.env.clock.nowMs() + timeoutMs;
+    const ctx: FopContext = req.origin === undefined ? { deadlineMs } : { deadlineMs, origin: checkOrigin(req.op, req.origin) };
     // A watch streams its events to this connection: served with it, not as a plain fop.
     if (isStreamOp(req.op)) return this.watchStreams.serve(client.id, client.link, checkStreamRequest(req.op, req.args), ctx);
     const { op, args } = checkRequest(req.op, req.args);
