@@ -183,6 +183,8 @@ interface ClientState {
   sid: SessionId | undefined;
   seq: number;
   ackedSeq: number;
+  /** Waiting for its session to open before its next op. */
+  waiting: boolean;
 }
 
 export class Simulation {
@@ -235,7 +237,7 @@ export class Simulation {
       this.boot(node);
     }
     for (let c = 0; c < this.o.clients; c++) {
-      this.clients.push({ id: c, target: c % this.o.masters, busy: false, opSeq: 0, current: undefined, seenRev: 0, session: undefined, sid: undefined, seq: 0, ackedSeq: 0 });
+      this.clients.push({ id: c, target: c % this.o.masters, busy: false, opSeq: 0, current: undefined, seenRev: 0, session: undefined, sid: undefined, seq: 0, ackedSeq: 0, waiting: false });
     }
     this.sessionClients = new SessionClients(
       {
@@ -593,6 +595,10 @@ export class Simulation {
         c.sid = sid;
         c.seq = 0;
         c.ackedSeq = 0;
+        if (c.waiting) {
+          c.waiting = false;
+          this.agenda.after(0, () => this.clientGo.get(c.id)?.());
+        }
       },
       () =>
         this.agenda.after(0, () => {
@@ -610,10 +616,10 @@ export class Simulation {
     this.openSession(c);
     const go = (): void => {
       if (this.agenda.nowMs >= untilMs || c.busy) return;
-      // Writes name the client's session: wait until it has one.
+      // Writes name the client's session: wait until it has one (its open calls go again).
       const sid = c.session?.usable();
       if (sid === undefined || sid !== c.sid) {
-        this.agenda.after(10, go);
+        c.waiting = true;
         return;
       }
       const op = this.nextOp(c);

@@ -101,10 +101,11 @@ export class RawClient {
     return c;
   }
 
-  /** Sends a request (with the next id, or `id`) and resolves with its response. */
-  request(op: string, args: unknown, id = this.nextId++): Promise<ResponseMessage> {
+  /** Sends a request (with the next id, or `id`; `origin` as given, unchecked) and resolves with its response. */
+  request(op: string, args: unknown, id = this.nextId++, origin?: unknown): Promise<ResponseMessage> {
     const p = new Promise<ResponseMessage>((ok) => this.waiters.set(id, ok));
-    for (const b of this.conn.send({ type: 'request', id, op, args }).send) this.socket.write(b);
+    const msg = origin === undefined ? { type: 'request' as const, id, op, args } : { type: 'request' as const, id, op, args, origin: origin as [number, number, number] };
+    for (const b of this.conn.send(msg).send) this.socket.write(b);
     return p;
   }
 

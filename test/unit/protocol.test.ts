@@ -309,6 +309,35 @@ describe('over loopback', () => {
       expect(err).toMatchObject({ code: 'value-too-large', details: { bytes: valueBytesMax + 1, max: valueBytesMax } });
     });
 
+    it('origins off the wire: only on writes, clientId and seq from 1, ackedSeq below seq, of a live client session', async () => {
+      const c = await RawClient.open(served.port, served.secret, sockets);
+      const put = { key: '/o', value: new Uint8Array([1]) };
+      const refused = async (op: string, args: unknown, origin: unknown): Promise<unknown> => {
+        const r = await c.request(op, args, undefined, origin);
+        return r.ok ? 'ok' : r.error.code;
+      };
+      expect(await refused('get', { key: '/o' }, [1, 1, 0])).toBe('invalid-argument');
+      expect(await refused('put', put, [0, 1, 0])).toBe('invalid-argument');
+      expect(await refused('put', put, [1, 0, 0])).toBe('invalid-argument');
+      expect(await refused('put', put, [1, 2, 2])).toBe('invalid-argument');
+      expect(await refused('put', put, [999_999, 1, 0])).toBe('session-expired'); // no such client session
+      const open = await c.request('sessionOpen', { ttlMs: 10_000, nonce: 'cd'.repeat(16), client: true });
+      const id = (open as { result: { id: number } }).result.id;
+      const first = await c.request('put', put, undefined, [id, 1, 0]);
+      const again = await c.request('put', put, undefined, [id, 1, 0]);
+      expect(first).toMatchObject({ ok: true, result: { key: '/o' } });
+      expect(again).toMatchObject({ ok: true, result: { key: '/o', rev: (first as { result: { rev: number } }).result.rev, duplicate: true } });
+      expect(await refused('put', put, [id, 1, 1])).toBe('invalid-argument');
+      expect(await refused('put', put, [id, 3, 2])).toBe('ok');
+      expect(await refused('put', put, [id, 2, 0])).toBe('stale-retry');
+      expect((await vol.get('/o')).kv?.version).toBe(2);
+      // An origin of the wrong shape is a malformed message: that connection closes.
+      const closed = new Promise((r) => c.socket.once('close', r));
+      void c.request('put', put, undefined, 'seven');
+      await closed;
+      expect(c.conn.closedReason?.message).toMatch(/origin must be \[clientId, seq, ackedSeq\]/);
+    });
+
     it('unknown ops and args of the wrong shape are answered on a connection that stays open', async () => {
       const c = await RawClient.open(served.port, served.secret, sockets);
       expect(await c.request('frobnicate', {}, 1)).toMatchObject({ ok: false, error: { code: 'invalid-argument', message: 'unknown op "frobnicate"' } });
