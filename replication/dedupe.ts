@@ -1,22 +1,24 @@
 // Exactly-once writes (DESIGN §3). A write may carry its origin (clientId, seq, ackedSeq); a
 // retry carries the same one. Per client session the replicated state keeps the results of its
-// writes past ackedSeq, so a retry is answered from the stored result instead of applied twice:
+// writes past ackedSeq, so a retry is answered from the stored result instead of applied twice.
+// They sit in a ring of dedupeWindowMax slots per client:
 //
-//   /_coordvol/dedupe/<clientId>/<seq>   → { acked, result }  (rev, branch, final keys; no values)
+//   /_coordvol/dedupe/<clientId>/<seq mod W>   → { seq, acked, result }  (rev, branch, final keys; no values)
 //
-// Records are written by the entry of the write they describe and deleted by a later write of the
-// same client once its ackedSeq covers them; the entry that ends the session deletes the rest
+// A write with an origin refused past the window (seq − ackedSeq > W) never gets a slot, so the
+// write of seq overwrites the slot of seq − W, which is ≤ ackedSeq: a result the client holds
+// already. One put per write, no deletions; the entry that ends the session deletes its slots
 // (sessions.ts endSessionEffects). As reserved records they are replicated, healed and
 // snapshotted like any key, and compaction keeps them while they are live.
 //
 // Why `acked` is in every record: a seq ≤ ackedSeq gets `stale-retry`, and a new holder must know
-// ackedSeq without a record of its own. Deletions use an ackedSeq at most the one stored in the
-// deleting write's record, and the newest record is never deleted (ackedSeq < its own seq), so
-// the largest stored `acked` is at least every ackedSeq a deletion used.
+// ackedSeq without the old holder's memory. A slot is overwritten only by a write whose own record
+// carries an ackedSeq at or above the overwritten seq, so the largest stored `acked` covers every
+// result that is gone.
 //
-// The holder keeps, per client, the highest ackedSeq it has seen and the seqs it has records for
-// (DedupeTable): found once by a scan of the client's records, then kept in step with the working
-// state, so a write costs point lookups, not a scan of its client's window.
+// The holder keeps, per client, the highest ackedSeq it has seen and the highest seq with a
+// record (DedupeTable): found once by a scan of the client's slots, then kept in step with the
+// working state, so a new write (seq above every record) needs no lookup at all.
 import { pack, unpack } from 'msgpackr';
 import { assert } from '../src/common/assert.js';
 import { coordError } from '../src/common/errors.js';
@@ -30,8 +32,9 @@ import { dedupeKey, dedupePrefix, sessionKey } from './sessions.js';
 import type { StateView } from './state-view.js';
 
 
-/** What a record holds: the client's ackedSeq when it was written, and the write's result without values. */
+/** What a slot holds: the write's seq, the client's ackedSeq when it was written, and the result without values. */
 interface StoredResult {
+  readonly seq: number;
   readonly acked: number;
   readonly result: WriteResult;
 }
@@ -73,17 +76,17 @@ function asDuplicate(r: WriteResult): WriteResult {
 
 function decodeStored(value: Uint8Array): StoredResult {
   const s = unpack(value) as StoredResult;
-  assert(typeof s === 'object' && s !== null && typeof s.acked === 'number' && typeof s.result?.type === 'string', 'a dedupe record decodes');
+  assert(typeof s === 'object' && s !== null && typeof s.seq === 'number' && typeof s.acked === 'number' && typeof s.result?.type === 'string', 'a dedupe record decodes');
   return s;
 }
 
-const seqOfKey = (id: SessionId, key: string): number => Number(key.slice(dedupePrefix(id).length));
-
-/** The holder's view of one client: the highest ackedSeq seen, and its recorded seqs in ascending order. */
+/** The holder's view of one client: the highest ackedSeq seen, and the highest seq with a record. */
 interface ClientState {
   acked: number;
-  readonly seqs: number[];
+  maxSeq: number;
 }
+
+const slotOf = (id: SessionId, seq: number): string => dedupeKey(id, seq % dedupeWindowMax);
 
 export class DedupeTable {
   private readonly clients = new Map<SessionId, ClientState>();
@@ -103,8 +106,10 @@ export class DedupeTable {
     if (o.seq <= st.acked) {
       return refuse(coordError('stale-retry', `write ${o.seq} of client ${o.clientId} is at or below its ackedSeq ${st.acked}: the client already holds its answer`, { clientId: o.clientId, seq: o.seq, ackedSeq: st.acked }));
     }
-    const rec = view.get(dedupeKey(o.clientId, o.seq));
-    if (rec) return { effects: [], outcome: { ok: true, result: asDuplicate(decodeStored(rec.value).result) } };
+    // Only a seq at or below the highest recorded one can be a retry: a new write looks nothing up.
+    const rec = o.seq <= st.maxSeq ? view.get(slotOf(o.clientId, o.seq)) : undefined;
+    const stored = rec === undefined ? undefined : decodeStored(rec.value);
+    if (stored?.seq === o.seq) return { effects: [], outcome: { ok: true, result: asDuplicate(stored.result) } };
     const acked = Math.max(st.acked, o.ackedSeq);
     if (o.seq - acked > dedupeWindowMax) {
       return refuse(coordError('too-many-in-flight', `client ${o.clientId} has ${o.seq - acked} writes past its ackedSeq ${acked} (at most ${dedupeWindowMax})`, { clientId: o.clientId, limit: dedupeWindowMax }));
@@ -114,8 +119,7 @@ export class DedupeTable {
   }
 
   /**
-   * The evaluated write `ev` at `rev`, with its record added (and the records its ackedSeq now
-   * covers deleted) when it wrote something. A write that wrote nothing is not recorded: it
+   * The evaluated write `ev` at `rev`, with its record put in its slot when it wrote something. A write that wrote nothing is not recorded: it
    * changed nothing, so a retry evaluated afresh is as if the first never arrived.
    */
   recorded(view: StateView, o: Origin, op: WriteOp, ev: Evaluation, rev: Rev): Evaluation {
@@ -126,12 +130,14 @@ export class DedupeTable {
       return ev;
     }
     const st = this.state(view, o.clientId);
-    const effects: Effect[] = [...ev.effects];
-    while (st.seqs.length > 0 && (st.seqs[0] as number) <= st.acked) effects.push({ t: 'del', key: dedupeKey(o.clientId, st.seqs.shift() as number) });
-    const value = pack({ acked: st.acked, result: withoutValues(ev.outcome.result) } satisfies StoredResult);
-    effects.push({ t: 'put', key: dedupeKey(o.clientId, o.seq), value, createRev: rev, version: 1, session: NO_SESSION });
-    insertSorted(st.seqs, o.seq);
-    return { effects, outcome: ev.outcome };
+    // check() refused seq − acked > W, so the slot's previous write (seq − W or below) is acked.
+    assert(o.seq - st.acked <= dedupeWindowMax, `dedupe slot of ${o.seq} holds an acked result (acked ${st.acked})`);
+    const key = slotOf(o.clientId, o.seq);
+    const old = view.get(key);
+    const value = pack({ seq: o.seq, acked: st.acked, result: withoutValues(ev.outcome.result) } satisfies StoredResult);
+    const slot: Effect = { t: 'put', key, value, createRev: old ? old.createRev : rev, version: old ? old.version + 1 : 1, session: NO_SESSION };
+    st.maxSeq = Math.max(st.maxSeq, o.seq);
+    return { effects: [...ev.effects, slot], outcome: ev.outcome };
   }
 
   /** A session ended by an entry the holder made (expiry, or a close from another client). */
@@ -146,11 +152,12 @@ export class DedupeTable {
   private state(view: StateView, id: SessionId): ClientState {
     let st = this.clients.get(id);
     if (st === undefined) {
-      st = { acked: 0, seqs: [] };
+      st = { acked: 0, maxSeq: 0 };
       const prefix = dedupePrefix(id);
-      for (const { key, record } of view.scan({ start: prefix, end: prefixEnd(prefix) })) {
-        st.seqs.push(seqOfKey(id, key));
-        st.acked = Math.max(st.acked, decodeStored(record.value).acked);
+      for (const { record } of view.scan({ start: prefix, end: prefixEnd(prefix) })) {
+        const s = decodeStored(record.value);
+        st.acked = Math.max(st.acked, s.acked);
+        st.maxSeq = Math.max(st.maxSeq, s.seq);
       }
       this.clients.set(id, st);
     }
@@ -159,9 +166,3 @@ export class DedupeTable {
 }
 
 const refuse = (error: ReturnType<typeof coordError>): Evaluation => ({ effects: [], outcome: { ok: false, error } });
-
-function insertSorted(a: number[], x: number): void {
-  let i = a.length;
-  while (i > 0 && (a[i - 1] as number) > x) i--;
-  a.splice(i, 0, x);
-}

@@ -66,10 +66,11 @@ export const watchStreamsPerConnectionMax = 10_000;
 export const watchPushEventBytesMax = 16 * 1024 * 1024;
 /**
  * DESIGN §3: a client's writes past its ackedSeq (lastSeq − ackedSeq) that the volume keeps
- * results for; beyond it a write gets `too-many-in-flight`. Above what one client can have in
- * flight on its connections (the library holds further writes back).
+ * results for, in as many slots per client (replication/dedupe.ts); beyond it a write gets
+ * `too-many-in-flight`. The client library holds further writes back, so a client has at most
+ * this many writes in flight.
  */
-export const dedupeWindowMax = 4096;
+export const dedupeWindowMax = 1024;
 /** The ttl of the session the client library opens for itself (its clientId, DESIGN §3). */
 export const clientSessionTtlMsDefault = 30_000;
 /** The longest session ttl (DESIGN §5: 1 h); the shortest is max(2 s, 4·leaseMs). */
@@ -85,7 +86,6 @@ export const latencySamplesMax = 4096;
  */
 export const lmdbKeyPrefixBytes = 1900;
 
-assert(dedupeWindowMax >= 2 * connectionRequestsMax, 'a client with a full connection and a draining one stays within the dedupe window');
 assert(keyBytesMax > lmdbKeyPrefixBytes, 'long keys must be mapped');
 assert(lmdbKeyPrefixBytes + 1 + 16 + 1 + 8 <= 1978, 'hist keys fit in an LMDB key');
 assert(valueBytesMax + keyBytesMax + 1024 <= frameBytesMax, 'one put fits in one frame');

@@ -107,6 +107,8 @@ class SessionClient implements ClientSession {
     private readonly onStop: () => void,
     /** Told the session id once it is open (a KV client's own session). */
     private readonly onOpened?: (sid: SessionId) => void,
+    /** The pause before a failed request is sent again, at most (from a tenth of it). */
+    private readonly retryPauseMs = 10,
   ) {
     this.target = Math.floor(h.rnd() * h.masters);
     this.putsLeft = puts;
@@ -210,7 +212,7 @@ class SessionClient implements ClientSession {
   private failed(): void {
     this.pending = undefined;
     this.target = Math.floor(this.h.rnd() * this.h.masters);
-    this.h.after(1 + 9 * this.h.rnd(), () => this.step());
+    this.h.after(this.retryPauseMs * (0.1 + 0.9 * this.h.rnd()), () => this.step());
   }
 
   private accepted(p: Pending): void {
@@ -321,7 +323,7 @@ export class SessionClients {
     const c = new SessionClient(id, this.h, this.checks, nonce, ttl, rate, offset, Number.POSITIVE_INFINITY, false, 0, false, this.o.stopByMs, () => {
       this.clients.delete(id);
       onStop();
-    }, onOpened);
+    }, onOpened, 50);
     this.clients.set(id, c);
     c.start();
     return c;

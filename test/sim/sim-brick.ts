@@ -29,8 +29,14 @@ export class SimBrick implements BrickLog {
   private compactRevV: Rev = asRev(0);
   private configV: VolumeConfig;
   private readonly versions = new Map<string, Versions>();
-  /** Every key that ever had a version, in key order (for scans). */
-  private readonly keys: SortedMap<string, Versions> = sortedMap(compareKeys);
+  /**
+   * Every key that ever had a version, in key order (for scans). The simulation's keys are
+   * ASCII (checked as each is added), where the engine's order is plain string order: compared
+   * natively, as every write of a dedupe record adds a key with a long common prefix.
+   */
+  private readonly keys: SortedMap<string, Versions> = sortedMap(asciiOrder);
+  /** The committed state at commitRev, live (one object: the holder asks for it at every read). */
+  private readonly latest: StateView = { get: (key) => this.getAt(key, this.commitRevV), scan: (range) => this.scanAt(range, this.commitRevV) };
   /** Writes applied (for the simulator's stats). */
   writes = 0;
 
@@ -146,6 +152,7 @@ export class SimBrick implements BrickLog {
   private addVersion(key: string, rev: Rev, rec: KeyRecord | undefined): void {
     let vs = this.versions.get(key);
     if (!vs) {
+      assert(ASCII.test(key), `${this.brickId}: simulated keys are ASCII (native string order is the engine's): ${key}`);
       vs = { revs: [], recs: [] };
       this.versions.set(key, vs);
       this.keys.set(key, vs);
@@ -167,7 +174,7 @@ export class SimBrick implements BrickLog {
 
   /** The committed state at commitRev, live: reflects later commits. */
   latestView(): StateView {
-    return { get: (key) => this.getAt(key, this.commitRevV), scan: (range) => this.scanAt(range, this.commitRevV) };
+    return this.latest;
   }
 
   /** Entries 1..commitRev (a copy). */
@@ -192,6 +199,13 @@ export class SimBrick implements BrickLog {
       if (record) yield { key, record };
     }
   }
+}
+
+const ASCII = /^[\x00-\x7f]*$/;
+
+/** String order, equal to compareKeys on ASCII keys. */
+function asciiOrder(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 /** The key's record as of `rev`: its latest version at or below it (binary search). */

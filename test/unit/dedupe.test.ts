@@ -68,18 +68,24 @@ describe('exactly-once writes', () => {
     expect(r.state.get('/q')?.version).toBe(1);
   });
 
-  it('deletes the records its ackedSeq covers and refuses seqs at or below it as stale', () => {
+  it('keeps one slot per seq modulo the window: a write overwrites an acked result, and seqs at or below ackedSeq are stale', () => {
     const r = new Rig();
     r.startHolder();
     const c = r.open(10_000, nonce(4));
-    for (let seq = 1; seq <= 5; seq++) expect(r.write(put(`/s${seq}`, 'v'), from(c, seq, 0)).ok).toBe(true);
-    expect(recordsOf(r, c)).toHaveLength(5);
-    expect(r.write(put('/s6', 'v'), from(c, 6, 4)).ok).toBe(true);
-    expect(recordsOf(r, c)).toEqual([dedupeKey(c, 5), dedupeKey(c, 6)]);
-    expect(errorCode(r.write(put('/s3', 'v'), from(c, 3, 0)))).toBe('stale-retry');
-    // seq 5 was not acked: its retry is still answered.
-    const five = r.write(put('/s5', 'v'), from(c, 5, 4));
-    expect(five.ok && five.result.type === 'put' && five.result.result.duplicate).toBe(true);
+    for (let seq = 1; seq <= 3; seq++) expect(r.write(put(`/s${seq}`, 'v'), from(c, seq, 0)).ok).toBe(true);
+    expect(recordsOf(r, c)).toEqual([dedupeKey(c, 1), dedupeKey(c, 2), dedupeKey(c, 3)]);
+    // seq W + 1 takes seq 1's slot, which its ackedSeq 1 says the client holds.
+    expect(r.write(put('/sw', 'v'), from(c, dedupeWindowMax + 1, 1)).ok).toBe(true);
+    expect(recordsOf(r, c)).toHaveLength(3);
+    expect(errorCode(r.write(put('/s1', 'v'), from(c, 1, 0)))).toBe('stale-retry');
+    // seq 2 was not acked: its retry is still answered from its slot.
+    const two = r.write(put('/s2', 'v'), from(c, 2, 1));
+    expect(two.ok && two.result.type === 'put' && two.result.result.duplicate).toBe(true);
+    const w1 = r.write(put('/sw', 'v'), from(c, dedupeWindowMax + 1, 1));
+    expect(w1.ok && w1.result.type === 'put' && w1.result.result.duplicate).toBe(true);
+    expect(r.state.get('/sw')?.version).toBe(1);
+    // A write past the window would take the slot of a result the client has not confirmed.
+    expect(errorCode(r.write(put('/sx', 'v'), from(c, dedupeWindowMax + 3, 1)))).toBe('too-many-in-flight');
   });
 
   it('a new holder learns ackedSeq and the results from the log', () => {
