@@ -21,8 +21,9 @@ const dec = (b: Uint8Array): string => Buffer.from(b).toString();
 export function checkRun(r: SimResult): void {
   const committed = r.checks.committedPrefix();
   checkConverged(r, committed);
-  checkWritesCommitted(r.history, committed);
-  checkSettledWrites(r.history, committed);
+  const at = putsByValue(committed);
+  checkWritesCommitted(r.history, at);
+  checkSettledWrites(r.history, committed, at);
   checkReadsReplay(r, committed);
   checkMonotonic(r.history);
   // Serializable reads may lag real time by design: only the linearizable history is ordered.
@@ -62,8 +63,7 @@ function putsByValue(committed: readonly Entry[]): Map<string, Rev[]> {
 }
 
 /** Every acked put is in the committed log at its rev; no value is written twice (values are unique). */
-function checkWritesCommitted(history: readonly SimOp[], committed: readonly Entry[]): void {
-  const at = putsByValue(committed);
+function checkWritesCommitted(history: readonly SimOp[], at: ReadonlyMap<string, Rev[]>): void {
   for (const [v, revs] of at) if (revs.length > 1) throw new SimViolation('applied-twice', `${v} was written at revs ${revs.join(', ')}`);
   for (const h of history) {
     if (h.outcome.type !== 'ok' || h.rev === undefined) continue;
@@ -80,8 +80,7 @@ function checkWritesCommitted(history: readonly SimOp[], committed: readonly Ent
  * their values in the committed log, and an acknowledged delete that deleted is a delete of its
  * key in the entry at its rev (deletes carry no value to look for otherwise).
  */
-function checkSettledWrites(history: readonly SimOp[], committed: readonly Entry[]): void {
-  const at = putsByValue(committed);
+function checkSettledWrites(history: readonly SimOp[], committed: readonly Entry[], at: ReadonlyMap<string, Rev[]>): void {
   for (const h of history) {
     if (h.op.f === 'delete') {
       if (h.outcome.type !== 'ok' || h.wrote !== true || h.rev === undefined) continue;

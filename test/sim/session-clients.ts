@@ -65,6 +65,19 @@ export interface SessionClientOptions {
 
 type Kind = 'open' | 'keepalive' | 'put' | 'close';
 
+interface KvSessionOptions {
+  readonly onOpened: (sid: SessionId) => void;
+  /**
+   * The pause before a failed request is sent again: from half to all of min(retryPauseMs·2^k,
+   * retryPauseMaxMs) after k + 1 failures in a row (the library's reconnect backoff), instead of
+   * 1–10 ms.
+   */
+  readonly retryPauseMs: number;
+  readonly retryPauseMaxMs: number;
+  /** After a timeout, send to one of the other masters (as the library moves on from a broken connection). */
+  readonly leaveOnTimeout: boolean;
+}
+
 interface Pending {
   readonly opId: number;
   readonly kind: Kind;
@@ -88,6 +101,8 @@ class SessionClient implements ClientSession {
   private putTries = 0;
   private valueSeq = 0;
   private dupSent = false;
+  /** Requests failed in a row (KV sessions back off). */
+  private failures = 0;
   private readonly timeoutMs: number;
 
   constructor(
@@ -105,10 +120,8 @@ class SessionClient implements ClientSession {
     private readonly dupOpen: boolean,
     private readonly stopByMs: number,
     private readonly onStop: () => void,
-    /** Told the session id once it is open (a KV client's own session). */
-    private readonly onOpened?: (sid: SessionId) => void,
-    /** The pause before a failed request is sent again, at most (from a tenth of it). */
-    private readonly retryPauseMs = 10,
+    /** A KV client's own session (openFor): told its id once open, and how it retries. */
+    private readonly kv?: KvSessionOptions,
   ) {
     this.target = Math.floor(h.rnd() * h.masters);
     this.putsLeft = puts;
@@ -204,15 +217,21 @@ class SessionClient implements ClientSession {
     this.h.after(this.timeoutMs, () => {
       if (this.pending?.opId !== opId) return;
       if (this.h.tracing) this.h.trace(`session client ${this.id} times out on ${kind} #${opId}`);
-      this.failed();
+      this.failed(this.kv?.leaveOnTimeout === true);
     });
   }
 
-  /** Not answered, or refused (not-holder, no-quorum, indeterminate, …): try another master soon. */
-  private failed(): void {
+  /**
+   * Not answered, or refused (not-holder, no-quorum, indeterminate, …): try a master picked at
+   * random (`leave`: one of the others) soon.
+   */
+  private failed(leave = false): void {
     this.pending = undefined;
-    this.target = Math.floor(this.h.rnd() * this.h.masters);
-    this.h.after(this.retryPauseMs * (0.1 + 0.9 * this.h.rnd()), () => this.step());
+    const n = this.h.masters;
+    this.target = leave && n > 1 ? (this.target + 1 + Math.floor(this.h.rnd() * (n - 1))) % n : Math.floor(this.h.rnd() * n);
+    const kv = this.kv;
+    const pause = kv ? Math.min(kv.retryPauseMs * 2 ** this.failures++, kv.retryPauseMaxMs) * (0.5 + 0.5 * this.h.rnd()) : 1 + 9 * this.h.rnd();
+    this.h.after(pause, () => this.step());
   }
 
   private accepted(p: Pending): void {
@@ -227,6 +246,7 @@ class SessionClient implements ClientSession {
     if (this.checkLost()) return;
     this.pending = undefined;
     if (this.h.tracing) this.h.trace(`session client ${this.id} gets ${r.ok ? 'ok' : r.code} for ${p.kind} #${opId}`);
+    if (r.ok) this.failures = 0;
     if (!r.ok) {
       if (r.code === 'session-expired' || r.code === 'session-not-found') {
         // The session has ended: the library reports it lost (a close that finds it gone has succeeded).
@@ -247,7 +267,7 @@ class SessionClient implements ClientSession {
         this.checks.opened(this.nonce, this.sid);
         this.state = 'live';
         this.accepted(p);
-        this.onOpened?.(this.sid);
+        this.kv?.onOpened(this.sid);
         this.nextKeepaliveMs = p.sentMs + this.ttlMs / 3 / this.rate;
         this.nextPutMs = this.h.now() + 50 * this.h.rnd();
         break;
@@ -314,8 +334,9 @@ export class SessionClients {
     this.forKv++;
     let nonce = '';
     for (let i = 0; i < 4; i++) nonce += Math.floor(r() * 0x1_0000_0000).toString(16).padStart(8, '0');
-    // Several seconds, yet short enough that a session lost in the faults expires (after up to
-    // 1.5·ttl) before the run ends, as the end-of-run checks need a settled log.
+    // Longer than the session clients' (so it outlives more of the faults), yet short enough that
+    // a session lost in the faults expires (after up to 1.5·ttl) well before the run ends: the
+    // end-of-run checks need a settled log, and a longer ttl makes its expiry land at the end.
     const ttl = Math.max(3_000, 10 * this.h.leaseMs) + Math.floor(500 * r());
     const rate = 1 + (2 * r() - 1) * this.h.driftRho;
     const offset = 1_000 * r();
@@ -323,7 +344,7 @@ export class SessionClients {
     const c = new SessionClient(id, this.h, this.checks, nonce, ttl, rate, offset, Number.POSITIVE_INFINITY, false, 0, false, this.o.stopByMs, () => {
       this.clients.delete(id);
       onStop();
-    }, onOpened, 50);
+    }, { onOpened, retryPauseMs: 10, retryPauseMaxMs: 200, leaveOnTimeout: true });
     this.clients.set(id, c);
     c.start();
     return c;

@@ -5,7 +5,6 @@
 // physically; compactRev is recorded, not enforced).
 import { assert } from '../../src/common/assert.js';
 import { asRev, EPOCH_ZERO, type Epoch, type Rev } from '../../src/common/ids.js';
-import { compareKeys } from '../../src/common/keys.js';
 import { sortedMap, type SortedMap } from '../../src/common/sorted-map.js';
 import { lastSclockOf, type BrickLog } from '../../replication/brick.js';
 import type { ScanItem, StateView } from '../../replication/state-view.js';
@@ -113,18 +112,20 @@ export class SimBrick implements BrickLog {
     }
     for (const e of w.append ?? []) {
       const last = this.last;
-      assert(e.rev === last.rev + 1, `${this.brickId}: append is contiguous: entry ${e.rev} after ${last.rev}`);
-      assert(e.epoch >= last.epoch, `${this.brickId}: epochs never fall in the log: ${e.epoch} after ${last.epoch}`);
+      if (!(e.rev === last.rev + 1)) assert(false, `${this.brickId}: append is contiguous: entry ${e.rev} after ${last.rev}`);
+      if (!(e.epoch >= last.epoch)) assert(false, `${this.brickId}: epochs never fall in the log: ${e.epoch} after ${last.epoch}`);
       this.entries.push(e);
       this.lastV = { epoch: e.epoch, rev: e.rev };
     }
     if (w.commitRev !== undefined) {
-      assert(w.commitRev >= this.commitRevV, `${this.brickId}: commitRev never decreases: ${w.commitRev} < ${this.commitRevV}`);
-      assert(w.commitRev <= this.last.rev, `${this.brickId}: commitRev ${w.commitRev} ≤ lastRev ${this.last.rev}`);
+      if (!(w.commitRev >= this.commitRevV)) assert(false, `${this.brickId}: commitRev never decreases: ${w.commitRev} < ${this.commitRevV}`);
+      if (!(w.commitRev <= this.last.rev)) assert(false, `${this.brickId}: commitRev ${w.commitRev} ≤ lastRev ${this.last.rev}`);
       for (let r = this.commitRevV + 1; r <= w.commitRev; r++) this.applyEntry(this.entries[r - 1] as Entry);
       this.commitRevV = w.commitRev;
     }
   }
+
+  // The hot assertions build their message only when they fail (`if (!c) assert(false, …)`).
 
   /** Applies a committed entry's effects, as BrickStore.applyToOverlay. */
   private applyEntry(e: Entry): void {
@@ -152,14 +153,14 @@ export class SimBrick implements BrickLog {
   private addVersion(key: string, rev: Rev, rec: KeyRecord | undefined): void {
     let vs = this.versions.get(key);
     if (!vs) {
-      assert(ASCII.test(key), `${this.brickId}: simulated keys are ASCII (native string order is the engine's): ${key}`);
+      if (!ASCII.test(key)) assert(false, `${this.brickId}: simulated keys are ASCII (native string order is the engine's): ${key}`);
       vs = { revs: [], recs: [] };
       this.versions.set(key, vs);
       this.keys.set(key, vs);
     }
     const lastRev = vs.revs[vs.revs.length - 1];
     // As VersionOverlay.add: one effect per key per entry.
-    assert(lastRev === undefined || lastRev < rev, `${this.brickId}: versions of ${key} are added in rev order (${lastRev} then ${rev})`);
+    if (!(lastRev === undefined || lastRev < rev)) assert(false, `${this.brickId}: versions of ${key} are added in rev order (${lastRev} then ${rev})`);
     vs.revs.push(rev);
     vs.recs.push(rec);
   }
@@ -168,7 +169,7 @@ export class SimBrick implements BrickLog {
 
   /** The committed state at `rev` (compactRev is ignored: the sim keeps all versions). */
   viewAt(rev: Rev): StateView {
-    assert(rev <= this.commitRevV, `${this.brickId}: view at ${rev} ≤ commitRev ${this.commitRevV}`);
+    if (!(rev <= this.commitRevV)) assert(false, `${this.brickId}: view at ${rev} ≤ commitRev ${this.commitRevV}`);
     return { get: (key) => this.getAt(key, rev), scan: (range) => this.scanAt(range, rev) };
   }
 
@@ -194,7 +195,8 @@ export class SimBrick implements BrickLog {
 
   private *scanAt(range: KeyRange, rev: Rev): Generator<ScanItem> {
     for (const [key, vs] of this.keys.entries(range.start)) {
-      if (range.end !== undefined && compareKeys(key, range.end) >= 0) return;
+      // An ASCII key is in the same order against any string natively as by compareKeys.
+      if (range.end !== undefined && asciiOrder(key, range.end) >= 0) return;
       const record = versionAt(vs, rev);
       if (record) yield { key, record };
     }

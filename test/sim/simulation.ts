@@ -9,16 +9,19 @@
 // session-checks.ts, exactly-once-checks.ts) and at its end (history-checks.ts, session-checks.ts).
 //
 // Exactly-once retries (DESIGN §3): each KV client opens a client session of its own (a session
-// client with a ttl of several seconds, kept alive until the run ends, opened again if it is lost)
-// and sends every write with an origin (clientId, seq, ackedSeq). A write that times out, or gets
-// an answer that says nothing of its outcome (`indeterminate`; or `not-holder` / `no-quorum` once
-// an earlier copy may have reached a holder), is sent again with the same origin, to the same or
-// another master, until it is answered or its retry deadline passes; the client takes only the
-// answer to its newest copy (as the library does: a resend follows a broken connection). A
-// `duplicate` answer is an ok answer at the stored rev. Only a write given up on is recorded with
-// an unknown outcome; a write retried many times is still one op in the history, invoked at its
-// first send and completed at its final answer. ackedSeq is the highest seq the client has
-// settled, with every lower one.
+// client with a ttl of 3–3.5 s, kept alive until the run ends, opened again once it is lost; while
+// it has none, the client only reads) and sends every write with an origin (clientId, seq,
+// ackedSeq). A write that times out (its request or its reply lost, its master crashed), or gets
+// an answer that says nothing of its outcome (`indeterminate`; `not-holder` / `no-quorum` /
+// `too-large` once an earlier copy may have reached a holder), is sent again with the same
+// origin, to the same or another master, until it is answered or its retry deadline (retryForMs)
+// passes or its session is lost; the client takes only the answer to its newest copy (as the
+// library does: it resends after a broken connection). A `duplicate` answer is an ok answer at
+// the stored rev. A write is recorded as failed only if every copy was refused unapplied, and as
+// unknown only when it is given up; retried many times, it is still one op in the history,
+// invoked at its first send and completed at its final answer. ackedSeq is the highest seq the
+// client has settled (answered or given up), with every lower one. A refusal `stale-retry` or
+// `too-many-in-flight` is a violation: the client never sends either.
 import { Buffer } from 'node:buffer';
 import { AssertionError } from '../../src/common/assert.js';
 import { asRev, type Rev, type SessionId } from '../../src/common/ids.js';
@@ -88,7 +91,8 @@ export interface SimOp extends HistoryOp {
   readonly minRev?: number;
   /** Multi-key txn: every key it put (the lin history holds one put per key). */
   readonly multi?: readonly { key: string; value: string }[] | undefined;
-  /** A write: how many times it was sent, and whether its answer was a stored result (`duplicate`). */
+  /** A write: its origin, how many times it was sent, and whether its answer was a stored result (`duplicate`). */
+  readonly origin?: Origin | undefined;
   readonly sends?: number;
   readonly duplicate?: boolean;
 }
@@ -183,8 +187,6 @@ interface ClientState {
   sid: SessionId | undefined;
   seq: number;
   ackedSeq: number;
-  /** Waiting for its session to open before its next op. */
-  waiting: boolean;
 }
 
 export class Simulation {
@@ -196,7 +198,7 @@ export class Simulation {
   private readonly nodes: SimNode[] = [];
   private readonly clients: ClientState[] = [];
   readonly sessionChecks: SessionChecks;
-  readonly onceChecks = new ExactlyOnceChecks();
+  readonly onceChecks = new ExactlyOnceChecks((v) => this.sender(v));
   readonly checks = new LogChecks(
     () => this.agenda.nowMs,
     (e, seenAt, now) => {
@@ -237,7 +239,7 @@ export class Simulation {
       this.boot(node);
     }
     for (let c = 0; c < this.o.clients; c++) {
-      this.clients.push({ id: c, target: c % this.o.masters, busy: false, opSeq: 0, current: undefined, seenRev: 0, session: undefined, sid: undefined, seq: 0, ackedSeq: 0, waiting: false });
+      this.clients.push({ id: c, target: c % this.o.masters, busy: false, opSeq: 0, current: undefined, seenRev: 0, session: undefined, sid: undefined, seq: 0, ackedSeq: 0 });
     }
     this.sessionClients = new SessionClients(
       {
@@ -560,10 +562,11 @@ export class Simulation {
     this.send(nodeIdx, -1 - client, { k: 'client-rep', opId, res });
   }
 
-  private nextOp(c: ClientState): ClientOp {
+  /** The client's next op; `readOnly`: a read (its writes wait for a session). */
+  private nextOp(c: ClientState, readOnly = false): ClientOp {
     const key = KEYS[Math.floor(this.rnd() * KEYS.length)] as string;
     const value = `c${c.id}v${++this.valueSeq}`;
-    const x = this.rnd();
+    const x = readOnly ? 0.4 * this.rnd() : this.rnd();
     if (x < 0.35) return this.rnd() < 0.3 ? { t: 'sget', key, minRev: c.seenRev } : { t: 'get', key };
     if (x < 0.4) return { t: 'range' };
     if (x < 0.6) return { t: 'write', kv: { f: 'put', key, value }, w: { type: 'put', args: { key, value: enc(value) } } };
@@ -595,10 +598,6 @@ export class Simulation {
         c.sid = sid;
         c.seq = 0;
         c.ackedSeq = 0;
-        if (c.waiting) {
-          c.waiting = false;
-          this.agenda.after(0, () => this.clientGo.get(c.id)?.());
-        }
       },
       () =>
         this.agenda.after(0, () => {
@@ -616,19 +615,14 @@ export class Simulation {
     this.openSession(c);
     const go = (): void => {
       if (this.agenda.nowMs >= untilMs || c.busy) return;
-      // Writes name the client's session: wait until it has one (its open calls go again).
-      const sid = c.session?.usable();
-      if (sid === undefined || sid !== c.sid) {
-        c.waiting = true;
-        return;
-      }
-      const op = this.nextOp(c);
+      // Writes name the client's session: without one, it reads.
+      const live = c.session?.usable();
+      const sid = live !== undefined && live === c.sid ? live : undefined;
+      const op = this.nextOp(c, sid === undefined);
       let origin: Origin | undefined;
       if (op.t === 'write') {
-        origin = { clientId: sid, seq: ++c.seq, ackedSeq: c.ackedSeq };
+        origin = { clientId: sid as SessionId, seq: ++c.seq, ackedSeq: c.ackedSeq };
         this.stats.writes++;
-        const values = op.kv ? (op.kv.f === 'put' || op.kv.f === 'cas' ? [op.kv.value] : []) : (op.multi ?? []).map((m) => m.value);
-        if (values.length > 0) this.onceChecks.sent(values, `client ${c.id} (clientId ${sid}, seq ${origin.seq})`);
       }
       c.busy = true;
       // Reads are sent once: a read given up on constrains nothing.
@@ -665,7 +659,9 @@ export class Simulation {
     const timeoutMs = cur.origin ? this.o.attemptTimeoutMs : 4 * this.o.leaseMs + 200;
     this.agenda.after(timeoutMs, () => {
       if (c.current !== cur || cur.last !== opId) return;
-      c.target = Math.floor(this.rnd() * this.o.masters);
+      // A write moves on to another master (as the library does from a broken connection).
+      const n = this.o.masters;
+      c.target = cur.origin && n > 1 ? (c.target + 1 + Math.floor(this.rnd() * (n - 1))) % n : Math.floor(this.rnd() * n);
       this.retryOrSettle(c, 'timeout');
     });
   }
@@ -673,7 +669,7 @@ export class Simulation {
   /**
    * The newest copy of the current op was not answered with its outcome. A read, or a write no
    * copy of which can have been applied, is settled now (unknown, or failed for certain); a write
-   * that may have been applied is sent again with its origin, after a short pause, until its
+   * that may have been applied is sent again with its origin, after a growing pause, until its
    * deadline or the end of its session; then it is given up, its outcome unknown.
    */
   private retryOrSettle(c: ClientState, code: string): void {
@@ -686,12 +682,23 @@ export class Simulation {
       this.complete(c, { ok: false, definite: false, code });
     };
     if (clientId === undefined || this.agenda.nowMs >= cur.deadlineMs || c.session?.usable() !== clientId) return giveUp();
-    this.agenda.after(2 + 18 * this.rnd(), () => {
+    // Backing off: from half to all of min(10 ms · 2^(copies − 1), 200 ms).
+    this.agenda.after(Math.min(10 * 2 ** (cur.sends.size - 1), 200) * (0.5 + 0.5 * this.rnd()), () => {
       if (c.current !== cur) return;
       // Once the library has reported a session lost, it sends nothing more on it.
       if (c.session?.usable() !== clientId) return giveUp();
       this.sendCopy(c);
     });
+  }
+
+  /** The KV client op that sent a put value (a violation's message): its client and origin. */
+  private sender(value: string): string | undefined {
+    const sends = (op: ClientOp): boolean => op.t === 'write' && (op.kv ? 'value' in op.kv && op.kv.value === value : (op.multi ?? []).some((m) => m.value === value));
+    const of = (client: number, o: Origin | undefined): string => `client ${client}, clientId ${o?.clientId}, seq ${o?.seq}`;
+    const h = this.history.find((x) => 'value' in x.op && x.op.value === value);
+    if (h) return of(h.client, h.origin);
+    const c = this.clients.find((x) => x.current !== undefined && sends(x.current.op));
+    return c ? `${of(c.id, c.current?.origin)}, in flight` : undefined;
   }
 
   private onClientReply(client: number, opId: number, res: ClientResult): void {
@@ -741,7 +748,7 @@ export class Simulation {
     if (cur.origin !== undefined && cur.origin.clientId === c.sid) c.ackedSeq = Math.max(c.ackedSeq, cur.origin.seq);
     const duplicate = res.ok && res.duplicate === true;
     if (duplicate) this.stats.duplicates++;
-    const w = op.t === 'write' ? { sends: cur.sends.size, ...(duplicate ? { duplicate } : {}) } : {};
+    const w = op.t === 'write' ? { origin: cur.origin, sends: cur.sends.size, ...(duplicate ? { duplicate } : {}) } : {};
     if (op.t === 'sget') this.record({ id: this.nextHistoryId++, ...base, op: { f: 'get', key: op.key }, outcome, rev, wrote, serializable: true, minRev: op.minRev });
     else if (op.t === 'get') this.record({ id: this.nextHistoryId++, ...base, op: { f: 'get', key: op.key }, outcome, rev, wrote });
     else if (op.t === 'range') {
@@ -911,7 +918,7 @@ export class Simulation {
       trace: this.traceLines,
       stats: {
         ...this.stats, events: this.agenda.executed, ops: this.history.length, committed: this.checks.maxCommitted, holderAtEnd: this.nodes.findIndex((n) => n.master.holder?.isReady === true),
-        sessionClients: this.sessionClients.started, kvSessions: this.sessionClients.kvSessions, sessions: sc.sessions, sessionsEnded: sc.ended, keepaliveAcks: sc.acks, sessionsBounded: sc.livenessChecked, orphanSessions: sc.orphans,
+        sessionClients: this.sessionClients.started, kvSessions: this.sessionClients.kvSessions, valuesCommitted: this.onceChecks.counts.values, dedupeRecords: this.onceChecks.counts.records, sessions: sc.sessions, sessionsEnded: sc.ended, keepaliveAcks: sc.acks, sessionsBounded: sc.livenessChecked, orphanSessions: sc.orphans,
         leaseHeldMs: Math.round(this.sessionChecks.leaseTime(0, this.o.durationMs)), sessionsDied: sc.died, sessionsClosed: sc.closed, sessionsLost: sc.lost, sessionsExpiredAtClient: sc.expired, sessionsNeverOpened: sc.neverOpened,
       },
       config: this.config,
