@@ -3,7 +3,8 @@
 // writes past ackedSeq, so a retry is answered from the stored result instead of applied twice.
 // They sit in a ring of dedupeWindowMax slots per client:
 //
-//   /_coordvol/dedupe/<clientId>/<seq mod W>   → { seq, acked, result }  (rev, branch, final keys; no values)
+//   /_coordvol/d/<clientId>/<seq mod W>   → { seq, acked, result }  (rev, branch, final keys; no values)
+//   (numbers in base 36: sessions.ts dedupeKey)
 //
 // A write with an origin refused past the window (seq − ackedSeq > W) never gets a slot, so the
 // write of seq overwrites the slot of seq − W, which is ≤ ackedSeq: a result the client holds

@@ -7,7 +7,7 @@
 //   /_coordvol/nonces/<nonce>         → id, so a retried sessionOpen finds its session
 //   /_coordvol/epochs/<rev>           → the sclock of the epoch-start entry at rev
 //   /_coordvol/seq                    → the volume-wide counter of sequential puts
-//   /_coordvol/dedupe/<id>/<seq>      → a stored write result of client session <id> (dedupe.ts)
+//   /_coordvol/d/<id>/<slot>          → a stored write result of client session <id> (dedupe.ts)
 //
 // Ids and revs are zero-padded to 20 digits so their keys sort numerically.
 import { pack, unpack } from 'msgpackr';
@@ -21,7 +21,7 @@ export const SESSIONS_PREFIX = `${RESERVED_PREFIX}sessions/`;
 export const OWNED_PREFIX = `${RESERVED_PREFIX}owned/`;
 export const NONCES_PREFIX = `${RESERVED_PREFIX}nonces/`;
 export const EPOCHS_PREFIX = `${RESERVED_PREFIX}epochs/`;
-export const DEDUPE_PREFIX = `${RESERVED_PREFIX}dedupe/`;
+export const DEDUPE_PREFIX = `${RESERVED_PREFIX}d/`;
 export const SEQ_KEY = `${RESERVED_PREFIX}seq`;
 /** Digits of a sequential key's counter (fits any 64-bit count). */
 export const SEQUENCE_DIGITS = 20;
@@ -32,8 +32,10 @@ export const ownedPrefix = (id: SessionId): string => `${OWNED_PREFIX}${pad20(id
 export const ownedKey = (id: SessionId, key: string): string => ownedPrefix(id) + key;
 export const nonceKey = (nonce: string): string => NONCES_PREFIX + nonce;
 export const epochKey = (rev: Rev): string => EPOCHS_PREFIX + pad20(rev);
-export const dedupePrefix = (id: SessionId): string => `${DEDUPE_PREFIX}${pad20(id)}/`;
-export const dedupeKey = (id: SessionId, seq: number): string => dedupePrefix(id) + pad20(seq);
+// Dedupe slots are written with every exactly-once write: short keys (base 36, no padding; only
+// ever scanned per client, never in numeric order) keep the store's ordered maps quick on them.
+export const dedupePrefix = (id: SessionId): string => `${DEDUPE_PREFIX}${id.toString(36)}/`;
+export const dedupeKey = (id: SessionId, slot: number): string => dedupePrefix(id) + slot.toString(36);
 
 /** What the session record holds. `idleUntil` is on the session clock (sclock), set when idle. */
 export interface SessionRecord {

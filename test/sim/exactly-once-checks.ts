@@ -8,7 +8,7 @@
 //   carry no value, so a delete applied twice is not seen here: only puts, cas and txns are
 //   checked (a repeated delete of an absent key changes nothing; one that deletes another
 //   client's later put would show in the linearizability check);
-// - a (clientId, seq) is recorded in a dedupe slot (`/_coordvol/dedupe/<clientId>/<seq mod W>`,
+// - a (clientId, seq) is recorded in a dedupe slot (`/_coordvol/d/<clientId>/<seq mod W>`,
 //   whose value names the seq) by at most one committed entry: it is recorded by the one entry
 //   that applies it, and seqs are never reused. (A slot itself is put again for seq + W.)
 //
