@@ -352,9 +352,10 @@ function w12Lines(o: CompareOptions, out: Outcome): string[] {
     );
   }
   // Ratios: coordvol over each other system, from this invocation.
-  const base = ['coordvol', 'coordvol-embedded'].find((s) => sys.includes(s));
-  const others = sys.filter((s) => s !== base && !s.startsWith('coordvol'));
-  const pairs: [string, string][] = base ? others.map((s) => [base, s]) : others.length >= 2 ? [[others[1] as string, others[0] as string]] : [];
+  const bases = ['coordvol', 'coordvol-at-most-once', 'coordvol-embedded'].filter((s) => sys.includes(s));
+  const base = bases[0];
+  const others = sys.filter((s) => !s.startsWith('coordvol'));
+  const pairs: [string, string][] = base ? bases.flatMap((b) => others.map((s): [string, string] => [b, s])) : others.length >= 2 ? [[others[1] as string, others[0] as string]] : [];
   if (pairs.length > 0) {
     lines.push('', `Throughput ratios from this invocation (median ops/s over median ops/s; each round's own ratio in brackets):`, '');
     lines.push(`| workload | ${pairs.map(([a, b]) => `${LABEL[a] ?? a} / ${LABEL[b] ?? b}`).join(' | ')} |`, `|---|${pairs.map(() => '---:').join('|')}|`);

@@ -23,7 +23,7 @@ import {
   type SystemDriver,
 } from './types.js';
 
-export type Connect = (o: { servers: string[]; secret: string | Uint8Array; timeoutMs?: number }) => Promise<Volume>;
+export type Connect = (o: { servers: string[]; secret: string | Uint8Array; timeoutMs?: number; exactlyOnce?: boolean }) => Promise<Volume>;
 
 /** The client library's connect(), or a clear error while the network client does not exist yet. */
 export async function loadConnect(): Promise<Connect> {
@@ -70,7 +70,7 @@ interface ClusterMaster {
 export const CLUSTER_LEASE_MS = 500;
 
 export class CoordvolDriver implements SystemDriver {
-  readonly name = 'coordvol';
+  readonly name: string;
   private dir: string | undefined;
   private server: Server | undefined;
   private ready: Ready | undefined;
@@ -81,7 +81,17 @@ export class CoordvolDriver implements SystemDriver {
   private clusterDir: string | undefined;
   private nextRotation = 0;
 
-  constructor(private readonly o: DriverOptions) {}
+  /**
+   * @param exactlyOnce the library's default (DESIGN §3: writes carry origins, a client session
+   *   per connection); false for `coordvol-at-most-once`, writes as etcd's and ZooKeeper's
+   *   clients make them (one in flight at a break fails indeterminate).
+   */
+  constructor(
+    private readonly o: DriverOptions,
+    private readonly exactlyOnce = true,
+  ) {
+    this.name = exactlyOnce ? 'coordvol' : 'coordvol-at-most-once';
+  }
 
   /** Every master's listen address (the one master's with --members 1). */
   private servers(): string[] {
@@ -202,7 +212,7 @@ export class CoordvolDriver implements SystemDriver {
   private async open(servers: string[], timeoutMs?: number): Promise<Volume> {
     if (!this.connect || !this.ready) throw new Error('coordvol: client() before start()');
     const secret = readFileSync(this.ready.secretFile, 'utf8').trim();
-    return withTimeout(this.connect({ servers, secret, ...(timeoutMs !== undefined ? { timeoutMs } : {}) }), 20_000, `coordvol connect to ${servers.join(',')}`);
+    return withTimeout(this.connect({ servers, secret, exactlyOnce: this.exactlyOnce, ...(timeoutMs !== undefined ? { timeoutMs } : {}) }), 20_000, `coordvol connect to ${servers.join(',')}`);
   }
 
   async client(): Promise<KvClient> {

@@ -8,6 +8,7 @@ export { Unavailable, type DriverOptions, type KvClient, type ReadMode, type Sys
 
 export const SYSTEMS: Readonly<Record<string, (o: DriverOptions) => SystemDriver>> = {
   coordvol: (o) => new CoordvolDriver(o),
+  'coordvol-at-most-once': (o) => new CoordvolDriver(o, false),
   'coordvol-embedded': (o) => new CoordvolEmbeddedDriver(o),
   etcd: (o) => new EtcdDriver(o),
   zookeeper: (o) => new ZooKeeperDriver(o),
@@ -16,6 +17,7 @@ export const SYSTEMS: Readonly<Record<string, (o: DriverOptions) => SystemDriver
 /** The label used in tables. */
 export const LABEL: Readonly<Record<string, string>> = {
   coordvol: 'coordvol',
+  'coordvol-at-most-once': 'coordvol (writes not exactly-once)',
   'coordvol-embedded': 'coordvol (embedded)',
   etcd: 'etcd',
   zookeeper: 'ZooKeeper',
