@@ -109,3 +109,6 @@ export type FopHandler<F extends FopName> = (ctx: FopContext, args: FopArgs<F>) 
 export type FopHandlers = { [F in FopName]?: FopHandler<F> };
 
 export const FOP_NAMES = ['get', 'range', 'put', 'delete', 'txn', 'compact', 'status', 'statedump', 'profile', 'lock', 'append', 'probe', 'fetch', 'watch', 'unwatch', 'sessionOpen', 'keepalive', 'sessionClose', 'sessions'] as const satisfies readonly FopName[];
+
+/** The writes that carry an origin for exactly-once retries (DESIGN §3); keepalives and opens are idempotent without one. */
+export const ORIGIN_FOPS: ReadonlySet<FopName> = new Set<FopName>(['put', 'delete', 'txn', 'compact', 'sessionClose']);

@@ -9,15 +9,12 @@
 // The library keeps seq − ackedSeq within the volume's window (dedupeWindowMax): a write beyond it
 // waits for earlier ones to settle instead of being refused `too-many-in-flight`.
 import { hostname } from 'node:os';
-import type { FopArgs, FopContext, FopName, FopResult, Origin } from '../../translators/fops.js';
+import { ORIGIN_FOPS, type FopArgs, type FopContext, type FopName, type FopResult, type Origin } from '../../translators/fops.js';
 import { isCoordError } from '../common/errors.js';
 import type { SessionId } from '../common/ids.js';
 import { clientSessionTtlMsDefault, dedupeWindowMax } from '../common/limits.js';
 import { openSession, type Session } from './session.js';
 import type { FopCaller } from './volume.js';
-
-/** The writes that carry an origin (keepalives and opens are idempotent without one). */
-const ORIGIN_FOPS: ReadonlySet<FopName> = new Set<FopName>(['put', 'delete', 'txn', 'compact', 'sessionClose']);
 
 /** How long closing a client waits for its session's close. */
 const CLOSE_WAIT_MS = 1_000;

@@ -50,8 +50,7 @@ import {
   type Address, type AppMessage, type BrickFop, type ClientFop, type WireFop,
 } from '../../src/wire/index.js';
 import { decodeAppendResult, decodeFetchResult, decodeLockResult, decodeProbeResult } from '../../replication/validate-brick.js';
-import type { FopArgs, FopContext, FopResult, Origin, TranslatorDump } from '../fops.js';
-import { ORIGIN_FOPS } from './requests.js';
+import { ORIGIN_FOPS, type FopArgs, type FopContext, type FopResult, type Origin, type TranslatorDump } from '../fops.js';
 import type { OptionSchema, OptionValues } from '../options.js';
 import { Translator, type TranslatorClass, type TranslatorSpec } from '../translator.js';
 import { Link, type LinkHandler } from './link.js';

@@ -10,7 +10,7 @@ import {
   checkTxnArgs,
 } from '../../replication/validate.js';
 import { checkAppendArgs, checkFetchArgs, checkLockArgs, checkProbeArgs, copyEntry } from '../../replication/validate-brick.js';
-import type { AppendArgs, Compare, FopArgs, Origin, TxnOp } from '../fops.js';
+import { ORIGIN_FOPS, type AppendArgs, type Compare, type FopArgs, type FopName, type Origin, type TxnOp } from '../fops.js';
 import { checkWireUnwatch, checkWireWatch } from '../features/watch-args.js';
 import type { StreamOp, StreamRequest } from '../features/watch-streams.js';
 
@@ -66,16 +66,13 @@ function checkBrickRequest(op: BrickFop, args: unknown): CheckedRequest<BrickFop
   }
 }
 
-/** The writes that may carry an origin (DESIGN §3): keepalives and opens are idempotent without one. */
-export const ORIGIN_FOPS: ReadonlySet<string> = new Set(['put', 'delete', 'txn', 'compact', 'sessionClose']);
-
 /**
  * A write's origin off the wire (its shape already checked by the message parser): only on the
  * writes that take one, with clientId and seq from 1 and ackedSeq below seq.
  */
 export function checkOrigin(op: string, o: readonly [number, number, number]): Origin {
   const [clientId, seq, ackedSeq] = o;
-  if (!ORIGIN_FOPS.has(op)) throw coordError('invalid-argument', `${op} takes no origin (only ${[...ORIGIN_FOPS].join(', ')} do)`);
+  if (!ORIGIN_FOPS.has(op as FopName)) throw coordError('invalid-argument', `${op} takes no origin (only ${[...ORIGIN_FOPS].join(', ')} do)`);
   if (clientId < 1 || seq < 1) throw coordError('invalid-argument', 'origin clientId and seq start at 1');
   if (ackedSeq >= seq) throw coordError('invalid-argument', `origin ackedSeq ${ackedSeq} must be below seq ${seq}`);
   return { clientId: asSessionId(clientId), seq, ackedSeq };
