@@ -73,6 +73,7 @@ export async function connect(o: ConnectOptions): Promise<RemoteVolume> {
         'ping-timeout-ms': 3_000,
         'reconnect-min-ms': 50,
         'reconnect-max-ms': 2_000,
+        'resend-writes': true,
       },
       children: [],
       env,

@@ -90,6 +90,9 @@ export function replicatedVolfile(o: ReplicatedVolfileOptions): string {
         { key: 'ping-ms', value: '500ms' },
         { key: 'ping-timeout-ms', value: '1000ms' },
         { key: 'reconnect-max-ms', value: '500ms' },
+        // A forwarded exactly-once write whose holder died is routed again at once (to the next
+        // holder, same origin), not held for this link's reconnect.
+        { key: 'resend-writes', value: 'off' },
       ],
       subvolumes: [],
     })),

@@ -286,6 +286,9 @@ export class ReplicateTranslator extends Translator {
    * forward that never left (`unavailable`: no connection to that master, which may have just
    * died) or that found no holder there (`not-holder`) was not applied: route again, until the
    * caller's deadline. Each hop gets two leases, so a dead holder costs one election, not the deadline.
+   * A forward with an origin may have been applied when its connection broke (`unavailable` too:
+   * the links are `resend-writes off`): routed again with the same origin, the next holder answers
+   * it from its stored result if it was (DESIGN §3).
    */
   private async viaHolder<T>(ctx: FopContext, fop: FopName, args: unknown, local: (h: Holder) => Promise<T>): Promise<T> {
     // The common case first, without routing: this master holds the lock and is ready.

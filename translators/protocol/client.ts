@@ -9,6 +9,8 @@
 //    same origin: the holder answers a retry of a write it applied from its stored result
 //    (`duplicate`) instead of applying it twice. If the client's session ended before a retry
 //    was answered (`session-expired` naming the clientId), the outcome is unknown: `indeterminate`;
+//    With `resend-writes off` (cluster/replicate's links to other masters) they fail
+//    `unavailable` at once instead, and the caller routes them again with the same origin;
 //  - other writes (put, delete, txn, compact, sessionClose, without an origin) may or may not
 //    have been applied: they fail `indeterminate`.
 // Requests made while there is no connection wait for one until their deadline (ctx.deadlineMs,
@@ -70,6 +72,11 @@ const options = {
   'ping-timeout-ms': { type: 'time', min: 1, max: 3_600_000, default: 3_000, description: 'a connection whose ping is not answered within this is dropped' },
   'reconnect-min-ms': { type: 'time', min: 1, max: 600_000, default: 50, description: 'first pause before reconnecting' },
   'reconnect-max-ms': { type: 'time', min: 1, max: 600_000, default: 2_000, description: 'longest pause between reconnects (the pause doubles up to it)' },
+  'resend-writes': {
+    type: 'bool',
+    default: true,
+    description: 'send writes with an origin again after a broken connection (off: they fail `unavailable` at once, for a caller that routes them elsewhere, as cluster/replicate does)',
+  },
 } as const satisfies OptionSchema;
 type Values = OptionValues<typeof options>;
 
@@ -653,10 +660,14 @@ export class ProtocolClientTranslator extends Translator implements LinkHandler 
         this.settle(p, this.stopping
           ? coordError('closed', `${this.name} is closed`)
           : coordError('unavailable', `the connection to ${link.peer} broke before ${p.op} was answered (${why.code}: ${why.message})`, { lastError: why.code }));
-      } else if (isRead(p.op) || p.origin !== undefined) {
+      } else if (isRead(p.op) || (p.origin !== undefined && this.o['resend-writes'] !== false)) {
+        // (Options given in code rather than a volfile may leave resend-writes out: on by default.)
         if (p.origin !== undefined) p.maybeApplied = true;
         retry.push(p);
         this.stats.retried++;
+      } else if (p.origin !== undefined) {
+        // Its caller sends it again elsewhere with the same origin (a forward, re-routed).
+        this.settle(p, coordError('unavailable', `the connection to ${link.peer} broke before ${p.op} was answered (${why.code}: ${why.message}); it carries its origin, so it may be sent again`, { lastError: why.code }));
       } else {
         this.stats.indeterminate++;
         this.settle(p, coordError('indeterminate', `the connection broke before ${p.op} was answered (${why.code}: ${why.message}): it may or may not have been applied`));
