@@ -6,6 +6,11 @@
 // write with its origin after a broken connection; the holder answers a copy it already applied
 // from its stored result (`duplicate: true`).
 //
+// One session per client where it can: a session the caller opens before the client's first write
+// (for its ephemeral keys, a lock, an election) becomes the clientId too, so a daemon that keeps
+// one session alive does not keep a second one for its writes. If the caller closes it or it is
+// lost, the next write opens a session of the library's own.
+//
 // The library keeps seq − ackedSeq within the volume's window (dedupeWindowMax): a write beyond it
 // waits for earlier ones to settle instead of being refused `too-many-in-flight`.
 import { hostname } from 'node:os';
@@ -36,6 +41,8 @@ export class Origins {
   /** Writes waiting for room in the window. */
   private readonly room: (() => void)[] = [];
   private closed = false;
+  /** The client session is the library's own (closed with the client), not one the caller opened. */
+  private own = false;
   /** Client sessions known to have ended (ids are never reused). */
   private readonly dead = new Set<SessionId>();
 
@@ -93,7 +100,16 @@ export class Origins {
     }
   }
 
+  /** A session the caller opened: the clientId too, if the client has none yet (see the header). */
+  adopt(s: Session): void {
+    if (this.session !== undefined || this.closed || s.isLost) return;
+    this.session = Promise.resolve(s);
+    this.own = false;
+    void s.lost.then(() => this.lost(s.id));
+  }
+
   private open(ctx: FopContext): Promise<Session> {
+    this.own = true;
     const timeoutMs = Math.max(1, (ctx.deadlineMs ?? performance.now() + this.o.timeoutMs) - performance.now());
     const opening = openSession(this.raw, timeoutMs, { ttlMs: this.o.sessionTtlMs ?? clientSessionTtlMsDefault, owner: `${hostname()}:${process.pid}` }, true);
     opening.then((s) => void s.lost.then(() => this.lost(s.id)), () => undefined);
@@ -112,7 +128,7 @@ export class Origins {
   async close(): Promise<void> {
     this.closed = true;
     const closing = (async () => {
-      const s = await this.session?.catch(() => undefined);
+      const s = this.own ? await this.session?.catch(() => undefined) : undefined;
       await s?.close().catch(() => undefined);
     })();
     let timer: NodeJS.Timeout | undefined;

@@ -99,7 +99,7 @@ export async function connect(o: ConnectOptions): Promise<RemoteVolume> {
     await origins?.close();
     await graph.fini();
   };
-  const vol = new FopVolume(origins?.caller ?? caller, () => (closed ??= fini()), timeoutMs);
+  const vol = new FopVolume(origins?.caller ?? caller, () => (closed ??= fini()), timeoutMs, origins ? (s) => origins.adopt(s) : undefined);
   return Object.assign(vol, { volumeId: client.volumeId as string });
 }
 

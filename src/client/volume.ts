@@ -79,6 +79,8 @@ export class FopVolume implements Volume {
     private readonly caller: FopCaller,
     private readonly onClose: () => Promise<void>,
     private readonly timeoutMs = 10_000,
+    /** Told of every session the caller opens (exactly-once writes may name the client by it: origins.ts). */
+    private readonly onSession?: (s: Session) => void,
   ) {}
 
   get seenRev(): Rev {
@@ -124,8 +126,10 @@ export class FopVolume implements Volume {
     return this.saw(await this.caller('put', this.ctx(), args));
   }
 
-  openSession(opts: SessionOpts): Promise<Session> {
-    return openSession(this.caller, this.timeoutMs, opts);
+  async openSession(opts: SessionOpts): Promise<Session> {
+    const s = await openSession(this.caller, this.timeoutMs, opts);
+    this.onSession?.(s);
+    return s;
   }
 
   async sessions(): Promise<SessionsResult> {

@@ -626,4 +626,26 @@ describe('reconnect', () => {
     await proxy.close();
     await s.close();
   });
+
+  it('a session opened before the first write names the client too: one session per client until it is closed', async () => {
+    const dir = await tempDir();
+    const s = await serve(dir);
+    const v = await open(s.port, s.secret);
+    const mine = await v.openSession({ ttlMs: 5_000 });
+    await v.put('/one/a', 'x', { session: mine });
+    await v.put('/one/b', 'y');
+    expect((await v.sessions()).sessions.map((x) => [x.id, x.client])).toEqual([[mine.id, false]]);
+    await mine.close();
+    // Closed: the next write opens a session of the library's own, listed as a client session.
+    expect((await v.put('/one/c', 'z')).key).toBe('/one/c');
+    const after = (await v.sessions()).sessions;
+    expect(after).toHaveLength(1);
+    expect(after[0]?.client).toBe(true);
+    await v.close();
+    // close() closes the library's own session.
+    const w = await open(s.port, s.secret, { exactlyOnce: false });
+    expect((await w.sessions()).sessions).toEqual([]);
+    await w.close();
+    await s.close();
+  });
 });
