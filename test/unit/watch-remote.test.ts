@@ -189,6 +189,33 @@ describe('watches over the wire', () => {
     await consuming;
   }, 60_000);
 
+  it('watchers of one connection whose options agree share one push per rev (also), and each gets every event', async () => {
+    const { port, secret, local } = await serve();
+    const raw = await RawClient.open(port, secret, sockets);
+    for (const stream of [1, 2, 3]) expect(await raw.request('watch', { prefix: '/fan/', stream })).toMatchObject({ ok: true });
+    expect(await raw.request('watch', { prefix: '/fan/', stream: 4, prevKv: true })).toMatchObject({ ok: true }); // other options: its own push
+    const lib = await remote(port, secret);
+    const watchers = [lib.watch('/fan/'), lib.watch('/fan/'), lib.watch('/fan/')];
+    const seen: number[][] = watchers.map(() => []);
+    const consuming = watchers.map(async (w, i) => {
+      for await (const m of w) if (m.kind === 'events') for (const _ of m.events) (seen[i] as number[]).push(m.rev);
+    });
+    await new Promise((r) => setTimeout(r, 50));
+    const revs: number[] = [];
+    for (let i = 0; i < 5; i++) revs.push((await local.put(`/fan/${i}`, `v${i}`)).rev);
+    await until(() => seen.every((s) => s.length === 5), () => `library watchers saw ${seen.map((s) => s.length).join(', ')} of 5`);
+    for (const s of seen) expect(s).toEqual(revs);
+    await until(() => raw.pushes.filter((p) => p.stream === 4).length === 5, () => `${raw.pushes.length} raw pushes`);
+    const shared = raw.pushes.filter((p) => p.stream !== 4);
+    expect(shared).toHaveLength(5); // one per rev for streams 1-3
+    for (const [i, p] of shared.entries()) {
+      expect(p.body).toMatchObject({ kind: 'events', rev: revs[i] });
+      expect([p.stream, ...((p.body as { also: number[] }).also ?? [])].sort()).toEqual([1, 2, 3]);
+    }
+    await Promise.all(watchers.map((w) => w.cancel()));
+    await Promise.all(consuming);
+  });
+
   it('bad watch requests get typed errors, change nothing, and the connection stays open', async () => {
     const { master, port, secret, local } = await serve();
     const raw = await RawClient.open(port, secret, sockets);

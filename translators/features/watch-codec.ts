@@ -95,7 +95,9 @@ export function parseWatchPush(body: unknown): WatchPush {
       if (!Array.isArray(events) || !events.every((e) => e instanceof Uint8Array)) throw bad('events must be a list of bytes');
       const more = body['more'];
       if (more !== undefined && more !== true) throw bad('more must be true or absent');
-      const push = { kind: 'events' as const, rev: count(body, 'rev'), events: events as Uint8Array[] };
+      const also = body['also'];
+      if (also !== undefined && !(Array.isArray(also) && also.every((s) => typeof s === 'number' && Number.isSafeInteger(s) && s >= 0))) throw bad('also must be a list of stream numbers');
+      const push = { kind: 'events' as const, rev: count(body, 'rev'), events: events as Uint8Array[], ...(also !== undefined ? { also: also as number[] } : {}) };
       return more ? { ...push, more } : push;
     }
     case 'progress':

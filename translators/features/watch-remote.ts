@@ -43,6 +43,8 @@ export class RemoteWatches {
   private nextId = 1;
   private nextStream = 1;
   private readonly stats = { started: 0, slowConsumers: 0, cut: 0, badPushes: 0 };
+  /** The last events push decoded, kept for the other streams it names. */
+  private decoded: { readonly body: unknown; readonly events: SharedEvent[] } | undefined;
 
   constructor(private readonly deps: RemoteWatchDeps) {}
 
@@ -101,7 +103,11 @@ export class RemoteWatches {
       case 'events': {
         let events: SharedEvent[];
         try {
-          events = p.events.map((b) => new SharedEvent(decodeWatchEvent(b), b));
+          // A push shared by several streams (`also`) is decoded once for all of them.
+          if (this.decoded === undefined || this.decoded.body !== body) {
+            this.decoded = { body, events: p.events.map((b) => new SharedEvent(decodeWatchEvent(b), b)) };
+          }
+          events = this.decoded.events;
         } catch (e) {
           this.stats.badPushes++;
           return this.cancel(w, e as CoordError);

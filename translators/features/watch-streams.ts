@@ -4,7 +4,13 @@
 // `unwatch` or the connection's close stops it. A connection's watches share its socket, so the
 // backlog a watch reports is the socket's unsent bytes: a client that stops reading has its
 // watches cancelled (slow-consumer) while the server goes on serving everyone else.
-import { coordError, type CoordError } from '../../src/common/errors.js';
+//
+// Pushes go out at the end of the turn that made them, and a run of events pushes for one rev
+// with the same encoded events (watchers of one connection whose options agree) goes as one
+// message naming its other streams in `also`: a write seen by 20 watchers of a connection costs
+// one message to encode, send and decode, not 20. Each stream's pushes keep their order: only
+// consecutive pushes merge, and a stream has at most one events push per rev and part.
+import { coordError, isCoordError, type CoordError } from '../../src/common/errors.js';
 import { watchPushEventBytesMax, watchStreamsPerConnectionMax } from '../../src/common/limits.js';
 import { toWireError } from '../../src/wire/index.js';
 import type { Rev } from '../../src/common/ids.js';
@@ -33,6 +39,36 @@ interface Conn {
   readonly streams: Map<number, Stream>;
   drainWaiters: (() => void)[];
   closed: boolean;
+  /** Pushes of this turn, sent together at its end (see the header). */
+  readonly queue: { stream: number; body: WatchPush }[];
+}
+
+/** Two events pushes carry the same rev, part and encoded events (shared between watchers). */
+function sameEvents(a: WatchPush, b: WatchPush): boolean {
+  if (a.kind !== 'events' || b.kind !== 'events' || a.rev !== b.rev || a.more !== b.more || a.events.length !== b.events.length) return false;
+  for (let i = 0; i < a.events.length; i++) if (a.events[i] !== b.events[i]) return false;
+  return true;
+}
+
+/** Sends a connection's queued pushes, merging runs of the same events into one message. */
+function flush(conn: Conn): void {
+  const q = conn.queue.splice(0);
+  if (conn.closed) return;
+  for (let i = 0; i < q.length; ) {
+    const first = q[i] as { stream: number; body: WatchPush };
+    let j = i + 1;
+    while (j < q.length && sameEvents(first.body, (q[j] as { body: WatchPush }).body)) j++;
+    const body: WatchPush = j - i > 1 && first.body.kind === 'events' ? { ...first.body, also: q.slice(i + 1, j).map((x) => x.stream) } : first.body;
+    try {
+      conn.link.send({ type: 'push', stream: first.stream, body });
+    } catch (e) {
+      // Not encodable (a push is sized to fit, so a bug): end the connection, and with it its
+      // watches, which the client resumes elsewhere — rather than lose one stream's events.
+      conn.link.close(isCoordError(e) ? e : coordError('internal', `a watch push could not be sent: ${String(e)}`));
+      return;
+    }
+    i = j;
+  }
 }
 
 class StreamSink implements WatchSink {
@@ -82,7 +118,9 @@ class StreamSink implements WatchSink {
 
   private push(body: WatchPush): void {
     if (this.gone || this.conn.closed) return;
-    this.conn.link.send({ type: 'push', stream: this.stream, body });
+    const conn = this.conn;
+    if (conn.queue.length === 0) queueMicrotask(() => flush(conn));
+    conn.queue.push({ stream: this.stream, body });
   }
 }
 
@@ -96,7 +134,7 @@ export class WatchStreams {
   async serve(id: number, link: Link, req: StreamRequest, ctx: FopContext): Promise<unknown> {
     let conn = this.conns.get(id);
     if (!conn) {
-      const c: Conn = { link, streams: new Map(), drainWaiters: [], closed: false };
+      const c: Conn = { link, streams: new Map(), drainWaiters: [], closed: false, queue: [] };
       link.socket.on('drain', () => this.wake(c));
       this.conns.set(id, (conn = c));
     }

@@ -77,6 +77,7 @@ export interface WireUnwatchArgs {
  * `more` but the last) so that no message outgrows the wire's cap (DESIGN §7).
  */
 export type WatchPush =
-  | { readonly kind: 'events'; readonly rev: number; readonly events: readonly Uint8Array[]; readonly more?: true }
+  /** `also`: other streams of the connection the same events go to (one push for all of them). */
+  | { readonly kind: 'events'; readonly rev: number; readonly events: readonly Uint8Array[]; readonly more?: true; readonly also?: readonly number[] }
   | { readonly kind: 'progress'; readonly rev: number }
   | { readonly kind: 'end'; readonly error: { readonly code: string; readonly message: string; readonly details?: Readonly<Record<string, unknown>> } };

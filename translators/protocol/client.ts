@@ -495,9 +495,10 @@ export class ProtocolClientTranslator extends Translator implements LinkHandler 
     if (msg.type === 'push') {
       // A connection left behind by a move: its streams ended when it was left.
       if (link !== this.link) return;
-      const handler = this.pushHandlers.get(msg.stream);
-      if (handler === undefined) return;
-      handler(msg.body);
+      // One push may serve several streams of this connection (watch events shared: `also`).
+      this.pushHandlers.get(msg.stream)?.(msg.body);
+      const also = (msg.body as { also?: unknown } | null)?.also;
+      if (Array.isArray(also)) for (const s of also) if (typeof s === 'number') this.pushHandlers.get(s)?.(msg.body);
       // The stream ended `moved` (its sink has heard why): the server's other watches go too.
       const moved = movedEnd(msg.body);
       if (moved !== undefined && this.canMoveFrom(link)) this.movedFrom(link, moved);
