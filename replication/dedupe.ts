@@ -32,7 +32,6 @@ import type { Origin, TxnOpResult, WriteOp, WriteResult } from './ops.js';
 import { dedupeKey, dedupePrefix, sessionKey } from './sessions.js';
 import type { StateView } from './state-view.js';
 
-
 /** What a slot holds: the write's seq, the client's ackedSeq when it was written, and the result without values. */
 interface StoredResult {
   readonly seq: number;
@@ -120,8 +119,9 @@ export class DedupeTable {
   }
 
   /**
-   * The evaluated write `ev` at `rev`, with its record put in its slot when it wrote something. A write that wrote nothing is not recorded: it
-   * changed nothing, so a retry evaluated afresh is as if the first never arrived.
+   * The evaluated write `ev` at `rev`, with its record put in its slot when it wrote something.
+   * A write that wrote nothing is not recorded: it changed nothing, so a retry evaluated afresh
+   * is as if the first never arrived.
    */
   recorded(view: StateView, o: Origin, op: WriteOp, ev: Evaluation, rev: Rev): Evaluation {
     if (ev.effects.length === 0 || !ev.outcome.ok || !RECORDED.has(op.type)) return ev;
@@ -144,10 +144,6 @@ export class DedupeTable {
   /** A session ended by an entry the holder made (expiry, or a close from another client). */
   ended(id: SessionId): void {
     this.clients.delete(id);
-  }
-
-  get size(): number {
-    return this.clients.size;
   }
 
   private state(view: StateView, id: SessionId): ClientState {
