@@ -160,13 +160,8 @@ function evalSessionOpen(view: StateView, a: SessionOpenArgs, rev: Rev, b: EvalB
       // that entry to commit, as for a keepalive (DESIGN §5). Acked without it, a failover would
       // take the old idleUntil from the log and could end the session while its client holds the
       // answer (test/sim: without this, seed 12 fails session-early-end).
-      const s = effectiveSession(view, rec);
-      const effects: Effect[] = [];
-      if (s.mode === 'idle') {
-        const { idleUntil: _, ...rest } = s;
-        effects.push(reservedPut(view, sessionKey(id), encodeSession({ ...rest, mode: 'active' }), rev));
-      }
-      return { effects, outcome: { ok: true, result: { type: 'session-open', result: { rev: asRev(id), id, ttlMs: s.ttlMs } } } };
+      const { effects, ttlMs } = keptAlive(view, id, rec, rev);
+      return { effects, outcome: { ok: true, result: { type: 'session-open', result: { rev: asRev(id), id, ttlMs } } } };
     }
   }
   const id = asSessionId(rev);
@@ -189,13 +184,16 @@ function sessionGone(id: SessionId): CoordError {
 function evalKeepalive(view: StateView, a: SessionIdArgs, rev: Rev): Evaluation {
   const rec = view.get(sessionKey(a.id));
   if (!rec) return fail(sessionGone(a.id));
-  const s = effectiveSession(view, rec);
+  const { effects, ttlMs } = keptAlive(view, a.id, rec, rev);
+  return { effects, outcome: { ok: true, result: { type: 'keepalive', result: { id: a.id, ttlMs } } } };
+}
+
+/** A keepalive of an existing session: none for an active one, an entry marking an idle one active. */
+function keptAlive(view: StateView, id: SessionId, rec: KeyRecord, rev: Rev): { effects: Effect[]; ttlMs: number } {
+  const { idleUntil: _, ...s } = effectiveSession(view, rec);
   const effects: Effect[] = [];
-  if (s.mode === 'idle') {
-    const { idleUntil: _, ...rest } = s;
-    effects.push(reservedPut(view, sessionKey(a.id), encodeSession({ ...rest, mode: 'active' }), rev));
-  }
-  return { effects, outcome: { ok: true, result: { type: 'keepalive', result: { id: a.id, ttlMs: s.ttlMs } } } };
+  if (s.mode === 'idle') effects.push(reservedPut(view, sessionKey(id), encodeSession({ ...s, mode: 'active' }), rev));
+  return { effects, ttlMs: s.ttlMs };
 }
 
 /** Close or expiry: one entry deletes the session and every key it owns. */

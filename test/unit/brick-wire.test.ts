@@ -53,6 +53,7 @@ async function protocolClient(servers: readonly string[], secret: string, o: Rec
       'ping-timeout-ms': 3_000,
       'reconnect-min-ms': 20,
       'reconnect-max-ms': 200,
+      'resend-writes': true,
       ...o,
     },
     children: [],

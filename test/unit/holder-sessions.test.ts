@@ -46,7 +46,7 @@ describe('holder session timer', () => {
   it('a keepalive of an idle session marks it active in an entry, and its deadline moves', () => {
     const r = new Rig();
     r.startHolder();
-    const id = r.open(2_000, asNonce(4));
+    const id = r.open(2_000, nonce(4));
     r.advance(1_100);
     expect(r.modeOf(id)).toBe('idle');
     const before = r.log.length;
@@ -154,8 +154,3 @@ describe('sessions across holders (restarts, failovers)', () => {
     expect(r.write({ type: 'keepalive', args: { id: asSessionId(12345) } }).ok).toBe(false);
   });
 });
-
-function asNonce(n: number): string {
-  return nonce(n);
-}
-

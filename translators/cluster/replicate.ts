@@ -38,6 +38,15 @@ interface Waiter<T> {
   reject(e: CoordError): void;
 }
 
+/** Settles the waiter of request `id`, if it still waits. */
+function answer<T>(waiters: Map<number, Waiter<T>>, id: number, outcome: { ok: T } | CoordError): void {
+  const w = waiters.get(id);
+  if (!w) return;
+  waiters.delete(id);
+  if (isCoordError(outcome)) w.reject(outcome);
+  else w.resolve(outcome.ok);
+}
+
 export class ReplicateTranslator extends Translator {
   private readonly o: Values;
   private readonly holderId: string;
@@ -175,22 +184,12 @@ export class ReplicateTranslator extends Translator {
         case 'send':
           this.send(o.to, o.reqId, o.req);
           break;
-        case 'reply': {
-          const w = this.waiters.get(o.id);
-          if (!w) break;
-          this.waiters.delete(o.id);
-          if (o.outcome.ok) w.resolve(o.outcome.result);
-          else w.reject(o.outcome.error);
+        case 'reply':
+          answer(this.waiters, o.id, o.outcome.ok ? { ok: o.outcome.result } : o.outcome.error);
           break;
-        }
-        case 'read': {
-          const w = this.readWaiters.get(o.id);
-          if (!w) break;
-          this.readWaiters.delete(o.id);
-          if (o.outcome.ok) w.resolve(o.outcome.readRev);
-          else w.reject(o.outcome.error);
+        case 'read':
+          answer(this.readWaiters, o.id, o.outcome.ok ? { ok: o.outcome.readRev } : o.outcome.error);
           break;
-        }
         case 'ready':
           for (const r of this.readyWaiters.splice(0)) r();
           break;

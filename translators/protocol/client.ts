@@ -657,18 +657,16 @@ export class ProtocolClientTranslator extends Translator implements LinkHandler 
       this.inFlight.delete(id);
       p.id = undefined;
       p.link = undefined;
+      const broke = `the connection to ${link.peer} broke before ${p.op} was answered (${why.code}: ${why.message})`;
       if (p.brick) {
-        this.settle(p, this.stopping
-          ? coordError('closed', `${this.name} is closed`)
-          : coordError('unavailable', `the connection to ${link.peer} broke before ${p.op} was answered (${why.code}: ${why.message})`, { lastError: why.code }));
-      } else if (isRead(p.op) || (p.origin !== undefined && this.o['resend-writes'] !== false)) {
-        // (Options given in code rather than a volfile may leave resend-writes out: on by default.)
+        this.settle(p, this.stopping ? coordError('closed', `${this.name} is closed`) : coordError('unavailable', broke, { lastError: why.code }));
+      } else if (isRead(p.op) || (p.origin !== undefined && this.o['resend-writes'])) {
         if (p.origin !== undefined) p.maybeApplied = true;
         retry.push(p);
         this.stats.retried++;
       } else if (p.origin !== undefined) {
         // Its caller sends it again elsewhere with the same origin (a forward, re-routed).
-        this.settle(p, coordError('unavailable', `the connection to ${link.peer} broke before ${p.op} was answered (${why.code}: ${why.message}); it carries its origin, so it may be sent again`, { lastError: why.code }));
+        this.settle(p, coordError('unavailable', `${broke}; it carries its origin, so it may be sent again`, { lastError: why.code }));
       } else {
         this.stats.indeterminate++;
         this.settle(p, coordError('indeterminate', `the connection broke before ${p.op} was answered (${why.code}: ${why.message}): it may or may not have been applied`));
