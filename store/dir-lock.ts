@@ -5,19 +5,12 @@
 import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { coordError } from '../src/common/errors.js';
+import { pidAlive } from '../src/common/pid.js';
 
 export interface DirLock {
   release(): void;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 export function lockDir(dir: string): DirLock {
   const path = join(dir, 'LOCK');
@@ -41,7 +34,7 @@ export function lockDir(dir: string): DirLock {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw coordError('store-invalid', `cannot lock ${dir}: ${(e as Error).message}`);
       const pid = Number.parseInt(readFileSync(path, 'utf8'), 10);
-      if (Number.isInteger(pid) && pid > 0 && alive(pid) && pid !== process.pid) {
+      if (Number.isInteger(pid) && pid > 0 && pidAlive(pid) && pid !== process.pid) {
         throw coordError('store-invalid', `brick directory ${dir} is in use by process ${pid}`, { pid });
       }
       if (pid === process.pid) throw coordError('store-invalid', `brick directory ${dir} is already open in this process`);

@@ -3,6 +3,7 @@
 // each also serving the HTTP API. `up` prints where they listen, their PIDs, the holder and the
 // env line for the CLI; `down` stops them by PID.
 import { spawn } from 'node:child_process';
+import { pidAlive } from '../common/pid.js';
 import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,14 +31,6 @@ interface ClusterFile {
   readonly secretFile: string;
 }
 
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function readCluster(dir: string): ClusterFile | undefined {
@@ -51,17 +44,17 @@ async function waitReady(m: { name: string; pid: number; log: string }, deadline
   for (;;) {
     const text = existsSync(m.log) ? readFileSync(m.log, 'utf8') : '';
     if (text.split('\n').some((l) => l.startsWith('{') && l.includes('"volumeId"'))) return;
-    if (!alive(m.pid)) throw coordError('unavailable', `${m.name} exited: ${text.trim().split('\n').slice(-3).join(' | ') || 'no output'}`);
+    if (!pidAlive(m.pid)) throw coordError('unavailable', `${m.name} exited: ${text.trim().split('\n').slice(-3).join(' | ') || 'no output'}`);
     if (Date.now() > deadlineMs) throw coordError('timeout', `${m.name} did not start in time (log ${m.log})`);
     await sleep(100);
   }
 }
 
 async function stopAll(masters: readonly { pid: number }[], timeoutMs: number): Promise<void> {
-  for (const m of masters) if (alive(m.pid)) process.kill(m.pid, 'SIGTERM');
+  for (const m of masters) if (pidAlive(m.pid)) process.kill(m.pid, 'SIGTERM');
   const deadline = Date.now() + timeoutMs;
-  while (masters.some((m) => alive(m.pid)) && Date.now() < deadline) await sleep(100);
-  for (const m of masters) if (alive(m.pid)) process.kill(m.pid, 'SIGKILL');
+  while (masters.some((m) => pidAlive(m.pid)) && Date.now() < deadline) await sleep(100);
+  for (const m of masters) if (pidAlive(m.pid)) process.kill(m.pid, 'SIGKILL');
 }
 
 /** Asks the masters who holds the lock, until one does or the deadline passes. */
@@ -113,7 +106,7 @@ export function registerCluster(program: Command): void {
         if (leaseMs !== undefined && (!Number.isInteger(leaseMs) || leaseMs < 10)) throw coordError('invalid-argument', `--lease-ms ${o.leaseMs} must be an integer ≥ 10`);
         const dir = resolve(o.dir);
         const running = readCluster(dir);
-        if (running?.masters.some((m) => alive(m.pid))) throw coordError('invalid-argument', `a cluster is already up in ${dir}: run \`coordvol cluster down --dir ${o.dir}\` first`);
+        if (running?.masters.some((m) => pidAlive(m.pid))) throw coordError('invalid-argument', `a cluster is already up in ${dir}: run \`coordvol cluster down --dir ${o.dir}\` first`);
         mkdirSync(dir, { recursive: true });
         const secretFile = join(dir, 'secret');
         loadSecretFile(secretFile, true);
@@ -171,7 +164,7 @@ export function registerCluster(program: Command): void {
         const dir = resolve(o.dir);
         const c = readCluster(dir);
         if (!c) throw coordError('not-found', `no cluster in ${dir} (no ${CLUSTER_FILE})`);
-        const wasUp = c.masters.filter((m) => alive(m.pid)).map((m) => m.name);
+        const wasUp = c.masters.filter((m) => pidAlive(m.pid)).map((m) => m.name);
         await stopAll(c.masters, 10_000);
         rmSync(join(dir, CLUSTER_FILE));
         if (json) process.stdout.write(`${JSON.stringify({ dir, stopped: wasUp })}\n`);

@@ -24,14 +24,7 @@ export interface Up {
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+export { pidAlive as alive } from '../../src/common/pid.js';
 
 /** Runs the CLI (from the TypeScript sources) to completion. */
 export function cli(args: readonly string[], env: Readonly<Record<string, string>> = {}): { status: number | null; stdout: string; stderr: string } {

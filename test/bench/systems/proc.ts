@@ -4,6 +4,7 @@
 // run dies (error, SIGINT, SIGTERM, exit). Nothing here waits without a timeout.
 import { spawn, execFile, execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, openSync, closeSync, readFileSync, rmSync, existsSync, readdirSync } from 'node:fs';
+import { pidAlive } from '../../../src/common/pid.js';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, delimiter } from 'node:path';
@@ -271,24 +272,12 @@ export function adoptPids(pids: readonly number[]): void {
   for (const p of pids) if (Number.isInteger(p) && p > 1) adopted.add(p);
 }
 
+export { pidAlive };
+
 export function releasePids(pids: readonly number[]): void {
   for (const p of pids) adopted.delete(p);
 }
 
-export function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  // A zombie (killed, not yet reaped by its parent) answers signal 0 but is gone.
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
-}
 
 /**
  * PIDs of the live processes whose command line contains `needle` as one argument or part of one
