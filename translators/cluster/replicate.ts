@@ -39,7 +39,7 @@ interface Waiter<T> {
 }
 
 /** Settles the waiter of request `id`, if it still waits. */
-function answer<T>(waiters: Map<number, Waiter<T>>, id: number, outcome: { ok: T } | CoordError): void {
+function settleWaiter<T>(waiters: Map<number, Waiter<T>>, id: number, outcome: { ok: T } | CoordError): void {
   const w = waiters.get(id);
   if (!w) return;
   waiters.delete(id);
@@ -185,10 +185,10 @@ export class ReplicateTranslator extends Translator {
           this.send(o.to, o.reqId, o.req);
           break;
         case 'reply':
-          answer(this.waiters, o.id, o.outcome.ok ? { ok: o.outcome.result } : o.outcome.error);
+          settleWaiter(this.waiters, o.id, o.outcome.ok ? { ok: o.outcome.result } : o.outcome.error);
           break;
         case 'read':
-          answer(this.readWaiters, o.id, o.outcome.ok ? { ok: o.outcome.readRev } : o.outcome.error);
+          settleWaiter(this.readWaiters, o.id, o.outcome.ok ? { ok: o.outcome.readRev } : o.outcome.error);
           break;
         case 'ready':
           for (const r of this.readyWaiters.splice(0)) r();
