@@ -98,8 +98,9 @@ export class DedupeTable {
    * (`too-many-in-flight`). Undefined: evaluate it, then pass the result to `recorded`.
    */
   check(view: StateView, o: Origin): Evaluation | undefined {
-    if (!view.get(sessionKey(o.clientId))) {
-      this.clients.delete(o.clientId);
+    // A client the table holds has a live session: every end of a session is evaluated by this
+    // holder, which then forgets the client (ended). Only a client new to the table is looked up.
+    if (!this.clients.has(o.clientId) && !view.get(sessionKey(o.clientId))) {
       return refuse(coordError('session-expired', `client session ${o.clientId} has ended: its writes are no longer taken`, { session: o.clientId, clientId: o.clientId }));
     }
     const st = this.state(view, o.clientId);
