@@ -10,7 +10,12 @@ import { asRev, EPOCH_ZERO, type Epoch, type Rev } from '../src/common/ids.js';
 import { prefixEnd } from '../src/common/keys.js';
 import { appendBytesMax } from '../src/common/limits.js';
 import type { BrickWrite, Entry, LogPosition, VolumeConfig } from '../store/types.js';
-import { entryBytes, type AppendArgs, type AppendResult, type FetchArgs, type FetchResult, type LockArgs, type LockResult, type ProbeArgs, type ProbeResult } from './messages.js';
+import {
+  entryBytes, type AppendArgs, type AppendResult, type FetchArgs, type FetchResult, type LockArgs, type LockResult, type ProbeArgs, type ProbeResult, type SnapshotChunkArgs, type SnapshotResult,
+} from './messages.js';
+
+/** The acceptor's answer to one snapshot chunk: go on (building it only if `wanted`), or fenced. */
+export type SnapshotChunkReply = { readonly ok: true; readonly wanted: boolean } | { readonly ok: false; readonly reason: 'fenced'; readonly promisedEpoch: Epoch };
 import { decodeNumber, EPOCHS_PREFIX } from './sessions.js';
 import type { StateView } from './state-view.js';
 
@@ -78,6 +83,7 @@ export class BrickAcceptor {
   private fencedAppends = 0;
   private fencedFetches = 0;
   private mismatchedAppends = 0;
+  private snapshotsInstalled = 0;
 
   constructor(
     private readonly log: BrickLog,
@@ -204,6 +210,42 @@ export class BrickAcceptor {
     return Object.keys(w).length > 0 ? { write: w, reply } : { reply };
   }
 
+  /**
+   * One chunk of a snapshot heal (DESIGN §4.8), fenced like an append: an older epoch is refused;
+   * a higher one is adopted durably; at the promised epoch the chunk sets the lease record, so a
+   * long transfer keeps other candidates off as heartbeats do. `wanted`: s is above this brick's
+   * commitRev — a snapshot at or below it is ignored (the brick holds that state already).
+   */
+  snapshotChunk(a: SnapshotChunkArgs, nowMs: number): Decision<SnapshotChunkReply> {
+    const s = this.log;
+    if (a.epoch < s.promisedEpoch && !this.bugs.skipEpochFence) {
+      this.fencedAppends++;
+      return { reply: { ok: false, reason: 'fenced', promisedEpoch: s.promisedEpoch } };
+    }
+    let promise: BrickWrite['promise'];
+    if (a.epoch > s.promisedEpoch) {
+      this.leaseV = undefined;
+      promise = { epoch: a.epoch, grantee: a.sender };
+    }
+    if (a.epoch >= s.promisedEpoch) this.leaseV = { epoch: a.epoch, holder: a.sender, deadlineMs: nowMs + this.leaseMs };
+    const reply: SnapshotChunkReply = { ok: true, wanted: a.rev > s.commitRev };
+    return promise ? { write: { promise }, reply } : { reply };
+  }
+
+  /**
+   * The answer once a snapshot stream ended: installed durably by the caller (if it was wanted),
+   * or ignored. Either way the brick holds the committed state at s = a.rev.
+   */
+  snapshotDone(a: SnapshotChunkArgs, installed: boolean, nowMs: number): SnapshotResult {
+    const s = this.log;
+    if (installed) {
+      this.snapshotsInstalled++;
+      this.logChangedMs = nowMs;
+    }
+    assert(s.commitRev >= a.rev, `after a snapshot at ${a.rev} (installed or ignored) the brick's commitRev ${s.commitRev} is at or above it`);
+    return { ok: true, lastRev: a.rev, commitRev: s.commitRev };
+  }
+
   /** Log matching: the brick holds (prevEpoch, prevRev), or prevRev is committed here already. */
   private holdsPrev(prevEpoch: Epoch, prevRev: Rev): boolean {
     const s = this.log;
@@ -271,6 +313,7 @@ export class BrickAcceptor {
       fencedAppends: this.fencedAppends,
       fencedFetches: this.fencedFetches,
       mismatchedAppends: this.mismatchedAppends,
+      snapshotsInstalled: this.snapshotsInstalled,
       quietMs: Math.max(0, nowMs - this.logChangedMs),
     };
   }

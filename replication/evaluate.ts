@@ -80,6 +80,10 @@ function evaluateOp(view: StateView, op: WriteOp, rev: Rev, bounds: EvalBounds):
       return evalSessionEnd(view, op.type, op.args, rev);
     case 'session-mark':
       return evalSessionMarks(view, op.args.marks, rev);
+    case 'config-change':
+      // The holder decides membership changes itself (holder.ts evaluateConfig): only it knows
+      // which entries have committed and which learners have caught up.
+      return { effects: [], outcome: { ok: false, error: coordError('internal', 'a config change is evaluated by the holder, not against the state alone') } };
     default:
       return unreachable(op, 'write op');
   }

@@ -7,7 +7,8 @@ import { assert, AssertionError } from '../src/common/assert.js';
 import { coordError, type CoordError } from '../src/common/errors.js';
 import { asEpoch, asRev, NO_SESSION, type Epoch, type Rev } from '../src/common/ids.js';
 import { appendBytesMax, batchesInFlightMax, batchOpsMax, pendingOpsMax } from '../src/common/limits.js';
-import type { Entry, LogPosition } from '../store/types.js';
+import type { Entry, LogPosition, VolumeConfig } from '../store/types.js';
+import { applyConfigChange, learnersOf, quorumOf, type ConfigChange } from './config.js';
 import { evaluate } from './evaluate.js';
 import { DedupeTable } from './dedupe.js';
 import type { Origin, SessionInfo, SessionMark, WriteOp, WriteResult } from './ops.js';
@@ -19,10 +20,12 @@ import { WorkingState } from './working-state.js';
 export type Outcome = { readonly ok: true; readonly result: WriteResult } | { readonly ok: false; readonly error: CoordError };
 
 export type { AppendMessage } from './messages.js';
-import { entryBytes, type AppendMessage, type AppendResult } from './messages.js';
+import { entryBytes, type AppendMessage, type AppendResult, type SnapshotResult } from './messages.js';
 
 export type HolderOutput =
   | { readonly kind: 'append'; readonly to: string; readonly msg: AppendMessage }
+  /** Ship the local brick's committed state to `to` (DESIGN §4.8): its next entries have left the local log. */
+  | { readonly kind: 'snapshot'; readonly to: string }
   | { readonly kind: 'reply'; readonly id: number; readonly outcome: Outcome }
   /** The epoch-start entry committed: linearizable reads may be served from now on. */
   | { readonly kind: 'ready'; readonly commitRev: Rev }
@@ -32,10 +35,15 @@ export type HolderOutput =
 
 export interface HolderInit {
   readonly epoch: Epoch;
-  /** Brick ids of the voters; `local` is the holder's own brick, whose log is the holder's. */
-  readonly voters: readonly string[];
+  /**
+   * The newest config in the log the holder took over (DESIGN §4.1): its voters, learners and
+   * quorum. Config entries the holder appends take effect when appended (DESIGN §4.7).
+   */
+  readonly config: VolumeConfig;
+  /** Maps a config's brick (host:path) to its brick id. Default: identity. */
+  readonly brickIdOf?: (brick: string) => string;
+  /** The holder's own brick (a voter), whose log is the holder's. */
   readonly local: string;
-  readonly quorum: number;
   /** The holder's log after the heal on lock (DESIGN §4.3). */
   readonly last: LogPosition;
   readonly commitRev: Rev;
@@ -62,8 +70,12 @@ export interface HolderInit {
    * dropped them from memory. Without it the holder keeps every entry until all voters ack it.
    */
   readonly entryAt?: (rev: Rev) => Entry | undefined;
+  /** The epoch of the local brick's entry at `rev`, also for the base a snapshot install left (no entry there). */
+  readonly epochAt?: (rev: Rev) => Epoch | undefined;
   /** Entries per append message (default batchOpsMax); the simulator makes it small to split heals. */
   readonly appendMaxEntries?: number;
+  /** A snapshot heal unanswered this long is asked for again. Default 60 s. */
+  readonly snapshotTimeoutMs?: number;
   /** Deliberately broken variants, only for the simulator's tests that show its checks bite. */
   readonly bugs?: HolderBugs | undefined;
 }
@@ -84,9 +96,16 @@ export interface HolderBugs {
   readonly ackKeepaliveOnUncommittedMark?: boolean;
   /** Ignore writes' origins: a retried (clientId, seq) is evaluated and applied again. */
   readonly ignoreOrigin?: boolean;
+  /** Append a config entry while an earlier one is uncommitted, or before an entry of this epoch has committed. */
+  readonly configBeforeCommit?: boolean;
+  /** Count learners' acks toward commit and the lease like voters'. */
+  readonly countLearners?: boolean;
 }
 
+/** A brick the holder sends entries to: a voter, or a learner (DESIGN §4.7). */
 interface VoterState {
+  /** It votes: its acks count toward commit and lease. A learner's never do. */
+  voting: boolean;
   /** Highest rev this voter has durably acked. */
   matched: Rev;
   /** Last entry sent (pipelined appends go after it). */
@@ -107,6 +126,10 @@ interface VoterState {
    * it back. It still gets heartbeats (its acks count toward the lease, not toward commit).
    */
   needsSnapshot: boolean;
+  /** When the snapshot heal now in flight to it was asked for (undefined: none). */
+  snapshotAt: number | undefined;
+  /** Since when it has stayed within one batch of the holder's last rev (a learner may be promoted after a heartbeat interval). */
+  caughtUpSince: number | undefined;
 }
 
 /**
@@ -147,9 +170,17 @@ function evaluateSafely(...a: Parameters<typeof evaluate>): ReturnType<typeof ev
 export class Holder {
   readonly epoch: Epoch;
   private readonly ws: WorkingState;
+  /** Every brick entries go to: the voters and learners of the newest config (and the local brick, even once removed). */
   private readonly voters = new Map<string, VoterState>();
   private readonly local: string;
-  private readonly quorum: number;
+  private quorum: number;
+  /** The newest config in the holder's log, and the rev of its entry (0: the log it took over). */
+  private config: VolumeConfig;
+  private configRev: Rev = asRev(0);
+  private readonly brickIdOf: (brick: string) => string;
+  /** The rev of a config entry that removed the holder's own brick: it steps down once that commits. */
+  private removedAt: Rev | undefined;
+  private readonly snapshotTimeoutMs: number;
   private readonly queue: { id: number; op: WriteOp; at: number; origin?: Origin | undefined }[] = [];
   /** Clients' ackedSeqs and recorded seqs, in step with the working state (DESIGN §3). */
   private readonly dedupe = new DedupeTable();
@@ -175,6 +206,7 @@ export class Holder {
   private readonly leaseSpanMs: number;
   private readonly retransmitMs: number;
   private readonly entryAt: ((rev: Rev) => Entry | undefined) | undefined;
+  private readonly epochAt: ((rev: Rev) => Epoch | undefined) | undefined;
   private readonly bugs: HolderBugs;
   private readonly appendMaxEntries: number;
   private readonly pendingReads: PendingRead[] = [];
@@ -188,36 +220,28 @@ export class Holder {
   private readonly healedLast: LogPosition;
 
   constructor(init: HolderInit) {
-    assert(init.voters.includes(init.local), 'the holder brick is a voter');
-    assert(init.quorum >= 1 && init.quorum <= init.voters.length, `quorum ${init.quorum} of ${init.voters.length} voters`);
+    this.brickIdOf = init.brickIdOf ?? ((b) => b);
+    assert(init.config.bricks.map(this.brickIdOf).includes(init.local), 'the holder brick is a voter');
     assert(init.last.epoch < init.epoch, `holder epoch ${init.epoch} above its log's last epoch ${init.last.epoch}`);
     this.epoch = init.epoch;
     this.local = init.local;
-    this.quorum = init.quorum;
     this.last = init.last;
     this.healedLast = init.last;
     this.commitRevV = init.commitRev;
+    this.config = init.config;
+    this.quorum = quorumOf(init.config);
     // The local brick durably holds the healed log (DESIGN §4.3); the others are found by appending.
-    for (const v of init.voters) {
-      this.voters.set(v, {
-        matched: v === init.local ? init.last.rev : asRev(0),
-        sent: init.last,
-        inFlight: 0,
-        ackedSentAt: Number.NEGATIVE_INFINITY,
-        lastSendAt: Number.NEGATIVE_INFINITY,
-        progressAt: 0,
-        fenced: false,
-        told: asRev(0),
-        needsSnapshot: false,
-      });
-    }
+    this.adoptConfig(init.config);
+    (this.voters.get(this.local) as VoterState).matched = init.last.rev;
     this.leaseMs = init.leaseMs ?? 500;
     // The lease holds until leaseMs·(1−2ρ) minus one clock tick after the quorum-th sentAt.
     this.leaseSpanMs = this.leaseMs * (1 - 2 * (init.driftRho ?? 0.01)) - (init.clockTickMs ?? 1);
     this.retransmitMs = init.retransmitMs ?? this.leaseMs;
     this.entryAt = init.entryAt;
+    this.epochAt = init.epochAt;
     this.bugs = init.bugs ?? {};
     this.appendMaxEntries = init.appendMaxEntries ?? batchOpsMax;
+    this.snapshotTimeoutMs = init.snapshotTimeoutMs ?? 60_000;
     // Healed entries past the commit point are not in the base view yet: layer them over it, so
     // writes are evaluated against the whole log the holder took over.
     this.ws = new WorkingState(init.base, init.entryAt ? init.commitRev : init.last.rev, init.commitRev, init.compactRev);
@@ -231,6 +255,47 @@ export class Holder {
     this.sclockStart = init.sclock;
     this.sessionTtlMinMs = init.sessionTtlMinMs;
     this.sessions = new SessionTable(this.bugs);
+  }
+
+  /**
+   * Makes `config` the membership entries go to and count by (DESIGN §4.7: a config takes effect
+   * for the holder when appended). New bricks start unmatched — the first append finds where
+   * their logs are; removed ones get nothing more, except the local brick, which keeps the
+   * holder's log until it steps down.
+   */
+  private adoptConfig(config: VolumeConfig): void {
+    const voting = new Set(config.bricks.map(this.brickIdOf));
+    const members = [...voting, ...learnersOf(config).map(this.brickIdOf)];
+    for (const id of members) {
+      if (this.voters.has(id)) continue;
+      this.voters.set(id, {
+        voting: false,
+        matched: asRev(0),
+        sent: this.last,
+        inFlight: 0,
+        ackedSentAt: Number.NEGATIVE_INFINITY,
+        lastSendAt: Number.NEGATIVE_INFINITY,
+        progressAt: this.lastNow,
+        fenced: false,
+        told: asRev(0),
+        needsSnapshot: false,
+        snapshotAt: undefined,
+        caughtUpSince: undefined,
+      });
+    }
+    for (const [id, v] of this.voters) {
+      v.voting = voting.has(id);
+      if (!members.includes(id) && id !== this.local) this.voters.delete(id);
+    }
+    this.config = config;
+    this.quorum = quorumOf(config);
+    this.quorumSentAtV = undefined;
+    assert(this.quorum >= 1 && this.quorum <= voting.size, `quorum ${this.quorum} of ${voting.size} voters`);
+  }
+
+  /** The voters (not learners) that have not fenced this holder. */
+  private *countedVoters(): Iterable<VoterState> {
+    for (const v of this.voters.values()) if ((v.voting || this.bugs.countLearners === true) && !v.fenced) yield v;
   }
 
   /** The session clock now (DESIGN §5). */
@@ -328,13 +393,21 @@ export class Holder {
     const out: HolderOutput[] = [];
     for (const [to, v] of this.voters) {
       if (v.fenced) continue;
+      if (v.needsSnapshot && (v.snapshotAt === undefined || nowMs - v.snapshotAt >= this.snapshotTimeoutMs)) {
+        // Its next entries have left the local log: the carrier ships the local brick's state.
+        v.snapshotAt = nowMs;
+        out.push({ kind: 'snapshot', to });
+      }
       // Heartbeat answers do not count: a voter can ack heartbeats while every append to it is lost.
       if ((v.sent.rev > v.matched || v.inFlight > 0) && nowMs - v.progressAt >= this.retransmitMs) {
         v.inFlight = 0;
         this.resendFrom(v, v.matched);
       }
-      if (v.inFlight === 0 && v.sent.rev < this.last.rev) out.push(...this.sendTo(to, v, nowMs));
-      else if (nowMs - v.lastSendAt >= this.leaseMs / 3) out.push(this.heartbeat(to, v, nowMs));
+      const sent = v.inFlight === 0 && v.sent.rev < this.last.rev ? this.sendTo(to, v, nowMs) : [];
+      out.push(...sent);
+      // Heartbeats go on while a brick waits for a snapshot (DESIGN §4.6): its lease record stays
+      // fresh, so its master does not stand against a live holder.
+      if (sent.length === 0 && nowMs - v.lastSendAt >= this.leaseMs / 3) out.push(this.heartbeat(to, v, nowMs));
     }
     return out;
   }
@@ -353,7 +426,10 @@ export class Holder {
     if (rev === 0) return { epoch: asEpoch(0), rev };
     if (rev === this.healedLast.rev) return this.healedLast;
     const e = this.entry(rev);
-    return e === undefined ? undefined : { epoch: e.epoch, rev };
+    if (e !== undefined) return { epoch: e.epoch, rev };
+    // A snapshot install left the local log based at rev with no entry there: its epoch is known.
+    const epoch = rev <= this.last.rev ? this.epochAt?.(rev) : undefined;
+    return epoch === undefined ? undefined : { epoch, rev };
   }
 
   /** The next append to `v` goes after `rev`; below the local log, the voter needs a snapshot. */
@@ -398,7 +474,7 @@ export class Holder {
    */
   private quorumSentAt(): number {
     if (this.quorumSentAtV === undefined) {
-      const acked = [...this.voters.values()].filter((v) => !v.fenced).map((v) => v.ackedSentAt).sort((a, b) => b - a);
+      const acked = [...this.countedVoters()].map((v) => v.ackedSentAt).sort((a, b) => b - a);
       this.quorumSentAtV = acked[this.quorum - 1] ?? Number.NEGATIVE_INFINITY;
     }
     return this.quorumSentAtV;
@@ -440,12 +516,13 @@ export class Holder {
       if (queued.type === 'session-expire' && !this.sessions.expiryStillDue(queued.args.id, nowMs, sclock)) continue;
       const op: WriteOp = queued.type === 'session-mark' ? { type: 'session-mark', args: { marks: this.sessions.stillDue(queued.args.marks, at) } } : queued;
       const rev = asRev(this.ws.lastRev + 1);
-      const ev = this.evaluateOne(op, rev, origin);
+      const ev = op.type === 'config-change' ? this.evaluateConfig(op.args, rev, nowMs) : this.evaluateOne(op, rev, origin);
       if (ev.outcome.ok) this.sessions.evaluated(op, ev.outcome.result, at);
       if (ev.effects.length > 0) {
         const e: Entry = { epoch: this.epoch, rev, sclock, effects: ev.effects };
         this.ws.apply(e);
         entries.push(e);
+        for (const fx of ev.effects) if (fx.t === 'config') this.configAppended(fx.config, rev);
         if (this.bugs.ackKeepaliveOnUncommittedMark === true && op.type === 'keepalive' && ev.outcome.ok && this.phase === 'active') {
           // Bug: the mark is taken as a side effect; the lease alone vouches for the ack.
           if (this.leaseHolds(nowMs)) this.early.push({ kind: 'reply', id, outcome: ev.outcome });
@@ -477,6 +554,46 @@ export class Holder {
     const ev = evaluateSafely(this.ws, op, rev, { commitRev: this.commitRevV, compactRev: this.ws.compactRev, sessionTtlMinMs: this.sessionTtlMinMs });
     if ((op.type === 'session-close' || op.type === 'session-expire') && ev.effects.length > 0) this.dedupe.ended(op.args.id);
     return origin === undefined ? ev : this.dedupe.recorded(this.ws, origin, op, ev, rev);
+  }
+
+  /**
+   * A membership change (DESIGN §4.7). Appended only once an entry of this epoch has committed
+   * (the epoch-start) and no earlier config entry is uncommitted, so configs change one at a
+   * time and each is known to every later holder; a learner is promoted only after it has
+   * stayed within one batch of the holder's log for a heartbeat interval.
+   */
+  private evaluateConfig(change: ConfigChange, rev: Rev, nowMs: number): ReturnType<typeof evaluate> {
+    const refuse = (error: CoordError): ReturnType<typeof evaluate> => ({ effects: [], outcome: { ok: false, error } });
+    const rules = this.bugs.configBeforeCommit !== true;
+    if (rules && this.phase !== 'active') return refuse(coordError('config-pending', 'the holder has not committed an entry of its epoch yet: retry'));
+    if (rules && this.configRev > this.commitRevV) return refuse(coordError('config-pending', `the config entry at rev ${this.configRev} has not committed yet: retry`, { rev: this.configRev }));
+    const next = applyConfigChange(this.config, change);
+    if (!('bricks' in next)) return refuse(next);
+    if (change.op === 'promote') {
+      const v = this.voters.get(this.brickIdOf(change.brick));
+      const interval = this.leaseMs / 3;
+      const behind = v === undefined || v.caughtUpSince === undefined || nowMs - v.caughtUpSince < interval;
+      if (behind) {
+        const where = v === undefined ? 'has not answered' : `has acked rev ${v.matched} of ${this.last.rev}`;
+        return refuse(coordError('learner-behind', `learner ${change.brick} ${where}; it is promoted once it stays within ${batchOpsMax} revs for ${Math.round(interval)} ms: retry`, { matched: v?.matched ?? 0, lastRev: this.last.rev }));
+      }
+    }
+    return { effects: [{ t: 'config', config: next }], outcome: { ok: true, result: { type: 'config-change', result: { rev, config: next } } } };
+  }
+
+  /** A config entry was appended at `rev`: it takes effect now (DESIGN §4.7). */
+  private configAppended(config: VolumeConfig, rev: Rev): void {
+    this.adoptConfig(config);
+    this.configRev = rev;
+    if (!config.bricks.map(this.brickIdOf).includes(this.local)) this.removedAt ??= rev;
+  }
+
+  /** Learners within one batch of the holder's log, since when (promotion waits a heartbeat interval of it). */
+  private trackCatchUp(v: VoterState, nowMs: number): void {
+    if (v.voting) return;
+    const within = !v.needsSnapshot && this.last.rev - v.matched <= batchOpsMax;
+    if (!within) v.caughtUpSince = undefined;
+    else v.caughtUpSince ??= nowMs;
   }
 
   private appendLocal(entries: readonly Entry[]): void {
@@ -526,7 +643,7 @@ export class Holder {
    * transaction (one fsync per batch instead of two). Otherwise: the holder's commitRev.
    */
   private commitFor(to: string): Rev {
-    if (this.quorum === 1 && this.voters.size === 1 && to === this.local) return this.last.rev;
+    if (this.quorum === 1 && to === this.local && this.voters.get(to)?.voting === true) return this.last.rev;
     return this.commitRevV;
   }
 
@@ -539,17 +656,11 @@ export class Holder {
     if (this.phase === 'down') return [];
     this.lastNow = Math.max(this.lastNow, nowMs);
     const v = this.voters.get(from);
-    assert(v !== undefined, `an append answer from a voter: ${from}`);
-    if (v.fenced) return [];
+    if (v === undefined || v.fenced) return []; // a brick removed from the volume since
     if (carried > 0) v.inFlight = Math.max(0, v.inFlight - 1);
     if (!res.ok && res.reason === 'fenced') {
       assert(res.promisedEpoch > this.epoch || this.epoch === 0, `a brick fences only a lower epoch: ${res.promisedEpoch} vs ${this.epoch}`);
-      v.fenced = true;
-      this.quorumSentAtV = undefined;
-      this.fencedBy = Math.max(this.fencedBy, res.promisedEpoch);
-      const unfenced = [...this.voters.values()].filter((x) => !x.fenced).length;
-      if (unfenced < this.quorum) return this.stepDown(coordError('fenced', `brick ${from} promised epoch ${res.promisedEpoch}, above this holder's ${this.epoch}`));
-      return [];
+      return this.fenced(from, v, res.promisedEpoch);
     }
     if (sentAt > v.ackedSentAt) {
       v.ackedSentAt = sentAt;
@@ -571,6 +682,7 @@ export class Holder {
       // A late answer to an append sent before a retransmission: nothing at or below it needs resending.
       if (v.sent.rev < v.matched) this.resendFrom(v, v.matched);
     }
+    this.trackCatchUp(v, nowMs);
     // The local brick's applied point (answers may arrive out of order: it only rises).
     const applied = asRev(Math.min(res.commitRev, this.ws.lastRev));
     if (from === this.local && applied > this.ws.commitRev) this.ws.committed(applied);
@@ -578,6 +690,51 @@ export class Holder {
     out.push(...this.releaseReads(), ...this.sendAll(), ...this.flush(this.lastNow));
     // A voter that was busy when the commit point moved learns it now (its watches wait for it).
     if (this.quorum > 1 && !v.fenced && v.told < this.commitRevV && v.inFlight === 0 && v.sent.rev >= this.last.rev) out.push(this.heartbeat(from, v, nowMs));
+    return out;
+  }
+
+  /** A brick promised a higher epoch: it counts no more; without a quorum left, the holder steps down. */
+  private fenced(from: string, v: VoterState, promisedEpoch: Epoch): HolderOutput[] {
+    assert(promisedEpoch > this.epoch || this.epoch === 0, `a brick fences only a lower epoch: ${promisedEpoch} vs ${this.epoch}`);
+    v.fenced = true;
+    this.quorumSentAtV = undefined;
+    this.fencedBy = Math.max(this.fencedBy, promisedEpoch);
+    if ([...this.countedVoters()].length < this.quorum) return this.stepDown(coordError('fenced', `brick ${from} promised epoch ${promisedEpoch}, above this holder's ${this.epoch}`));
+    return [];
+  }
+
+  /**
+   * The answer to a snapshot heal asked of the carrier (DESIGN §4.8). Installed (or held
+   * already): the brick holds the committed state at lastRev, so appends go on from there; its
+   * ack counts for the lease like an append's. Failed: asked again after retransmitMs.
+   */
+  onSnapshotReply(from: string, res: SnapshotResult, sentAt: number, nowMs: number): HolderOutput[] {
+    if (this.phase === 'down') return [];
+    this.lastNow = Math.max(this.lastNow, nowMs);
+    const v = this.voters.get(from);
+    if (v === undefined || v.fenced) return [];
+    v.snapshotAt = undefined;
+    if (!res.ok && res.reason === 'fenced') return this.fenced(from, v, res.promisedEpoch);
+    if (!res.ok) {
+      // Try again once a retransmission interval has passed (keepVotersUp asks when snapshotAt is due).
+      v.snapshotAt = nowMs - this.snapshotTimeoutMs + this.retransmitMs;
+      return [];
+    }
+    if (sentAt > v.ackedSentAt) {
+      v.ackedSentAt = sentAt;
+      this.quorumSentAtV = undefined;
+    }
+    const at = this.knownAt(asRev(Math.min(res.lastRev, this.last.rev)));
+    // The local log may have moved past s while the snapshot travelled: then another is needed.
+    if (at === undefined) return [];
+    v.needsSnapshot = false;
+    v.inFlight = 0;
+    if (at.rev > v.matched) v.matched = at.rev;
+    v.sent = at;
+    v.progressAt = nowMs;
+    this.trackCatchUp(v, nowMs);
+    const out = this.advanceCommit();
+    out.push(...this.releaseReads(), ...this.sendTo(from, v, nowMs));
     return out;
   }
 
@@ -607,7 +764,7 @@ export class Holder {
 
   /** The quorum rule: the highest r acked by a quorum whose entry is of this epoch. */
   private advanceCommit(): HolderOutput[] {
-    const counted = [...this.voters.values()].filter((v) => !v.fenced).map((v) => v.matched).sort((a, b) => b - a);
+    const counted = [...this.countedVoters()].map((v) => v.matched).sort((a, b) => b - a);
     // The broken variant counts the local brick alone as a quorum.
     const r = (this.bugs.commitBeforeQuorum === true ? this.voters.get(this.local)?.matched : counted[this.quorum - 1]) ?? asRev(0);
     const out: HolderOutput[] = [];
@@ -617,13 +774,18 @@ export class Holder {
     assert(r <= this.last.rev, `commit ${r} within the log ${this.last.rev}`);
     this.commitRevV = r;
     // Entries leave memory once every voter has them, or, with the local log to resend from, once the local brick does.
-    const pruneTo = this.entryAt ? (this.voters.get(this.local) as VoterState).matched : Math.min(...[...this.voters.values()].map((v) => v.matched));
+    const pruneTo = this.entryAt ? (this.voters.get(this.local) as VoterState).matched : Math.min(...[...this.voters.values()].filter((v) => !v.fenced).map((v) => v.matched));
     for (const rev of [...this.unacked.keys()]) if (rev < pruneTo) this.unacked.delete(rev); // keep pruneTo's: heartbeats name it
     if (this.phase === 'starting' && r >= (this.startRev ?? Infinity)) {
       this.phase = 'active';
       out.push({ kind: 'ready', commitRev: r });
     }
     out.push(...this.releaseReplies());
+    // A config that removed the holder's own brick has committed: the volume goes on without it.
+    if (this.removedAt !== undefined && r >= this.removedAt) {
+      out.push(...this.stepDown(coordError('not-holder', `this master's brick left the volume by the config entry at rev ${this.removedAt}`)));
+      return out;
+    }
     // Tell the bricks the new commit point promptly: a heartbeat to voters with nothing in flight.
     for (const [to, v] of this.voters) if (!v.fenced && v.inFlight === 0 && v.sent.rev >= this.last.rev && this.quorum > 1) out.push(this.heartbeat(to, v, this.lastNow));
     return out;
@@ -673,14 +835,30 @@ export class Holder {
   }
 
   /** Each voter as the holder sees it (heal info): what it has acked, and whether it answers. */
-  voterViews(nowMs: number): { brickId: string; matched: Rev; reachable: boolean; fenced: boolean; needsSnapshot: boolean }[] {
-    return [...this.voters].map(([brickId, v]) => ({ brickId, matched: v.matched, reachable: !v.fenced && nowMs - v.ackedSentAt < this.leaseMs, fenced: v.fenced, needsSnapshot: v.needsSnapshot }));
+  voterViews(nowMs: number): { brickId: string; role: 'voter' | 'learner'; matched: Rev; reachable: boolean; fenced: boolean; needsSnapshot: boolean; snapshotting: boolean }[] {
+    return [...this.voters].map(([brickId, v]) => ({
+      brickId,
+      role: v.voting ? 'voter' : 'learner',
+      matched: v.matched,
+      reachable: !v.fenced && nowMs - v.ackedSentAt < this.leaseMs,
+      fenced: v.fenced,
+      needsSnapshot: v.needsSnapshot,
+      snapshotting: v.snapshotAt !== undefined,
+    }));
   }
 
-  /** The oldest rev a voter still needs from the log (the local log keeps it: DESIGN §3). */
+  /** The newest config in the holder's log (in force for it: DESIGN §4.7) and the rev of its entry. */
+  get membership(): { readonly config: VolumeConfig; readonly rev: Rev; readonly committed: boolean } {
+    return { config: this.config, rev: this.configRev, committed: this.configRev <= this.commitRevV };
+  }
+
+  /**
+   * The oldest rev the holder may still need from the local log (it keeps it: DESIGN §3): a
+   * lagging brick's next entry, and the entry before it, which a resend or heartbeat names as prev.
+   */
   neededFrom(): Rev {
-    let min = this.last.rev + 1;
-    for (const v of this.voters.values()) if (!v.fenced && !v.needsSnapshot) min = Math.min(min, v.matched + 1);
+    let min: number = this.last.rev;
+    for (const v of this.voters.values()) if (!v.fenced && !v.needsSnapshot) min = Math.min(min, v.matched);
     return asRev(min);
   }
 
@@ -694,7 +872,7 @@ export class Holder {
       queued: this.queue.length,
       waitingReplies: this.waiting.length - this.waitingHead,
       workingStateKeys: this.ws.size,
-      voters: Object.fromEntries([...this.voters].map(([k, v]) => [k, { matched: v.matched, sent: v.sent.rev, inFlight: v.inFlight }])),
+      voters: Object.fromEntries([...this.voters].map(([k, v]) => [k, { role: v.voting ? 'voter' : 'learner', matched: v.matched, sent: v.sent.rev, inFlight: v.inFlight, needsSnapshot: v.needsSnapshot }])),
     };
   }
 }

@@ -8,6 +8,7 @@ import { coordError, type CoordError } from '../src/common/errors.js';
 import { asEpoch, asRev, type Epoch, type Rev } from '../src/common/ids.js';
 import type { Random } from '../src/common/random.js';
 import type { Entry, LogPosition, VolumeConfig } from '../store/types.js';
+import { quorumOf } from './config.js';
 import { Holder, type HolderBugs, type HolderOutput } from './holder.js';
 import type { AppendResult, BrickReply, BrickRequest, FetchResult, LockResult, ProbeResult } from './messages.js';
 import type { Origin, WriteOp } from './ops.js';
@@ -23,6 +24,8 @@ export interface LocalBrick {
   /** The newest config in the brick's log. */
   readonly config: VolumeConfig;
   entry(rev: Rev): Entry | undefined;
+  /** The epoch of the entry at `rev`, also where the log holds only that position (a snapshot's base). */
+  epochAt(rev: Rev): Epoch | undefined;
   /** The brick's committed state at its commit point (the holder's working-state base). */
   latestView(): StateView;
   /** Its lease record has lapsed: no holder has appended for leaseMs (DESIGN §4.2). */
@@ -30,7 +33,7 @@ export interface LocalBrick {
 }
 
 /** The durable side of a brick a LocalBrick reads (BrickStore, and the simulator's SimBrick). */
-export type BrickLogState = Pick<LocalBrick, 'promisedEpoch' | 'last' | 'commitRev' | 'compactRev' | 'config' | 'entry'>;
+export type BrickLogState = Pick<LocalBrick, 'promisedEpoch' | 'last' | 'commitRev' | 'compactRev' | 'config' | 'entry' | 'epochAt'>;
 
 /** A LocalBrick over a brick's durable state, its committed view and its lease record. */
 export function localBrickOver(log: BrickLogState, brickId: string, latestView: () => StateView, leaseLapsed: (nowMs: number) => boolean): LocalBrick {
@@ -52,6 +55,7 @@ export function localBrickOver(log: BrickLogState, brickId: string, latestView: 
       return log.config;
     },
     entry: (rev) => log.entry(rev),
+    epochAt: (rev) => log.epochAt(rev),
     latestView,
     leaseLapsed,
   };
@@ -78,12 +82,14 @@ export interface MasterOptions {
   readonly fetchMaxEntries?: number;
   /** Entries per append message (default: the batch cap). */
   readonly appendMaxEntries?: number;
+  /** A snapshot heal unanswered this long is asked for again (default: the holder's, 60 s). */
+  readonly snapshotTimeoutMs?: number;
   readonly bugs?: MasterBugs;
 }
 
 export type MasterOutput =
   | { readonly kind: 'send'; readonly to: string; readonly reqId: number; readonly req: BrickRequest }
-  | Exclude<HolderOutput, { readonly kind: 'append' }>
+  | Exclude<HolderOutput, { readonly kind: 'append' | 'snapshot' }>
   /** The master became a candidate, the holder, or a follower again (for logs and inspection). */
   | { readonly kind: 'role'; readonly role: Role; readonly epoch: Epoch };
 
@@ -101,9 +107,7 @@ interface Outstanding {
 
 const positionAbove = (a: LogPosition, b: LogPosition): boolean => a.epoch > b.epoch || (a.epoch === b.epoch && a.rev > b.rev);
 
-export function quorumOf(config: VolumeConfig): number {
-  return Math.max(Math.floor(config.bricks.length / 2) + 1, config.quorumCount);
-}
+export { quorumOf };
 
 export class Master {
   private roleV: Role = 'follower';
@@ -238,6 +242,10 @@ export class Master {
         return this.onFetch(from, reply.res, nowMs);
       case 'append':
         return this.onAppend(from, o, reply.res, nowMs);
+      case 'snapshot': {
+        const h = this.holder;
+        return h ? this.fromHolder(h, h.onSnapshotReply(from, reply.res, o.sentAt, nowMs), nowMs) : [];
+      }
       default:
         return unreachable(reply, 'brick reply');
     }
@@ -253,10 +261,12 @@ export class Master {
   private maybeStand(nowMs: number, relock = false): MasterOutput[] {
     if (!relock) {
       // A grant clears the brick's lease record; give the grantee a lease's time to heal and
-      // append before standing against it (liveness only: the bricks decide safety).
+      // append before standing against it (liveness only: the bricks decide safety). Jittered:
+      // every master sees the promises of a split vote at about the same time, and a fixed wait
+      // would have them all stand again together, splitting the vote again.
       if (this.local.promisedEpoch !== this.promiseSeen) {
         this.promiseSeen = this.local.promisedEpoch;
-        this.backoffUntil = Math.max(this.backoffUntil, nowMs + this.opts.leaseMs);
+        this.backoffUntil = Math.max(this.backoffUntil, nowMs + this.opts.leaseMs * (1 + 0.5 * this.opts.random()));
       }
       if (nowMs < this.backoffUntil || !this.local.leaseLapsed(nowMs)) return [];
     }
@@ -348,6 +358,9 @@ export class Master {
   // ── self-heal on lock (DESIGN §4.3) ──────────────────────────────────────────────────────
 
   private startHeal(source: Grant, nowMs: number): MasterOutput[] {
+    // The best grant's log may hold a config entry — not yet in the local brick's log — that
+    // removed the local brick: a master whose brick is not a voter there does not hold the lock.
+    if (!this.voters(source.config).includes(this.local.brickId)) return this.backOff(nowMs, `this master's brick is not a voter in the config of the best grant (${source.from})`);
     this.roleV = 'healing';
     this.roundStart = nowMs;
     this.source = source;
@@ -381,7 +394,9 @@ export class Master {
     assert(res.last.epoch === src.last.epoch && res.last.rev === src.last.rev, `the heal source's log is frozen by its grant: ${res.last.rev} vs ${src.last.rev}`);
     if (res.entries.length === 0) return this.becomeHolder(nowMs);
     const prevRev = asRev(this.healFrom - 1);
-    const prevEpoch = res.prevEpoch ?? asEpoch(0);
+    // The source no longer holds entry prevRev (trimmed): the local brick does, or is based there.
+    const prevEpoch = res.prevEpoch ?? this.local.epochAt(prevRev);
+    if (prevEpoch === undefined) return this.backOff(nowMs, `neither the heal source nor the local brick knows the entry at ${prevRev}`);
     this.healAwait = 'append';
     this.roundStart = nowMs;
     return [
@@ -417,9 +432,9 @@ export class Master {
     assert(local.last.epoch === src.last.epoch && local.last.rev === src.last.rev, `the local brick holds the source log: (${local.last.epoch}, ${local.last.rev}) vs (${src.last.epoch}, ${src.last.rev})`);
     const h = new Holder({
       epoch: this.epochTry,
-      voters: this.voters(config),
+      config,
+      brickIdOf: this.brickIdOf,
       local: local.brickId,
-      quorum: quorumOf(config),
       last: src.last,
       commitRev: local.commitRev,
       compactRev: local.compactRev,
@@ -431,7 +446,9 @@ export class Master {
       driftRho: this.opts.driftRho,
       retransmitMs: this.opts.roundTimeoutMs,
       entryAt: (rev) => local.entry(rev),
+      epochAt: (rev) => local.epochAt(rev),
       bugs: this.bugs,
+      ...(this.opts.snapshotTimeoutMs === undefined ? {} : { snapshotTimeoutMs: this.opts.snapshotTimeoutMs }),
       ...(this.opts.appendMaxEntries === undefined ? {} : { appendMaxEntries: this.opts.appendMaxEntries }),
     });
     this.holderV = h;
@@ -467,6 +484,7 @@ export class Master {
     const out: MasterOutput[] = [];
     for (const o of outputs) {
       if (o.kind === 'append') out.push(this.send(o.to, { t: 'append', args: { ...o.msg, sender: this.opts.id } }, nowMs));
+      else if (o.kind === 'snapshot') out.push(this.send(o.to, { t: 'snapshot', args: { epoch: h.epoch, sender: this.opts.id } }, nowMs));
       else {
         out.push(o);
         if (o.kind === 'stepped-down' && this.holderV === h) {

@@ -78,17 +78,43 @@ export type FetchResult =
   /** The log no longer holds `from`: a snapshot heal is needed (DESIGN §4.8). */
   | { readonly ok: false; readonly reason: 'compacted'; readonly firstRev: Rev };
 
+/**
+ * A snapshot heal (DESIGN §4.8): the holder asks its carrier (the replicate translator, or the
+ * simulator) to ship the local brick's committed state to a voter or learner whose next entry
+ * the local log no longer holds. The carrier picks the snapshot's rev s (the local brick's
+ * commitRev) and streams it in chunks, each a SnapshotChunkArgs, fenced like an append.
+ */
+export interface SnapshotArgs {
+  readonly epoch: Epoch;
+  readonly sender: string;
+}
+/** What every chunk of a snapshot stream carries: the sender's epoch and id, and s with its epoch. */
+export interface SnapshotChunkArgs extends SnapshotArgs {
+  /** s: the snapshot is the committed state at this rev. */
+  readonly rev: Rev;
+  /** The epoch of entry s. */
+  readonly revEpoch: Epoch;
+}
+export type SnapshotResult =
+  /** The brick holds the committed state at lastRev (installed now, or it was committed there already). */
+  | { readonly ok: true; readonly lastRev: Rev; readonly commitRev: Rev }
+  | { readonly ok: false; readonly reason: 'fenced'; readonly promisedEpoch: Epoch }
+  /** The transfer broke (connection, export or install error): the holder tries again later. */
+  | { readonly ok: false; readonly reason: 'failed'; readonly message: string };
+
 export type BrickRequest =
   | { readonly t: 'probe'; readonly args: ProbeArgs }
   | { readonly t: 'lock'; readonly args: LockArgs }
   | { readonly t: 'append'; readonly args: AppendArgs }
-  | { readonly t: 'fetch'; readonly args: FetchArgs };
+  | { readonly t: 'fetch'; readonly args: FetchArgs }
+  | { readonly t: 'snapshot'; readonly args: SnapshotArgs };
 
 export type BrickReply =
   | { readonly t: 'probe'; readonly res: ProbeResult }
   | { readonly t: 'lock'; readonly res: LockResult }
   | { readonly t: 'append'; readonly res: AppendResult }
-  | { readonly t: 'fetch'; readonly res: FetchResult };
+  | { readonly t: 'fetch'; readonly res: FetchResult }
+  | { readonly t: 'snapshot'; readonly res: SnapshotResult };
 
 /** The bytes an entry's keys and values take on the wire, roughly (for the append and fetch byte budget). */
 export function entryBytes(e: Entry): number {
@@ -97,7 +123,7 @@ export function entryBytes(e: Entry): number {
     n += 16;
     if (fx.t === 'put') n += fx.key.length + fx.value.byteLength;
     else if (fx.t === 'del') n += fx.key.length;
-    else if (fx.t === 'config') n += 64 + fx.config.bricks.reduce((m, b) => m + b.length, 0);
+    else if (fx.t === 'config') n += 64 + [...fx.config.bricks, ...(fx.config.learners ?? [])].reduce((m, b) => m + b.length, 0);
   }
   return n;
 }

@@ -1,7 +1,8 @@
 // Client operations and their results (DESIGN §3). They live here because the holder evaluates
 // them (replication/evaluate.ts); translators and the client library re-export them.
 import type { Rev, SessionId } from '../src/common/ids.js';
-import type { KeyValue } from '../store/types.js';
+import type { KeyValue, VolumeConfig } from '../store/types.js';
+import type { ConfigChange } from './config.js';
 
 export type { KeyValue } from '../store/types.js';
 
@@ -189,7 +190,9 @@ export type WriteOp =
   | { readonly type: 'session-close'; readonly args: SessionIdArgs }
   // Made by the holder itself, never taken off the wire:
   | { readonly type: 'session-expire'; readonly args: SessionIdArgs }
-  | { readonly type: 'session-mark'; readonly args: { readonly marks: readonly SessionMark[] } };
+  | { readonly type: 'session-mark'; readonly args: { readonly marks: readonly SessionMark[] } }
+  // A membership change (DESIGN §4.7), evaluated by the holder itself (it knows who caught up):
+  | { readonly type: 'config-change'; readonly args: ConfigChange };
 
 export type WriteResult =
   | { readonly type: 'put'; readonly result: PutResult }
@@ -200,4 +203,11 @@ export type WriteResult =
   | { readonly type: 'keepalive'; readonly result: KeepaliveResult }
   | { readonly type: 'session-close'; readonly result: SessionCloseResult }
   | { readonly type: 'session-expire'; readonly result: SessionCloseResult }
-  | { readonly type: 'session-mark'; readonly result: SessionCloseResult };
+  | { readonly type: 'session-mark'; readonly result: SessionCloseResult }
+  | { readonly type: 'config-change'; readonly result: ConfigChangeResult };
+
+/** A config entry appended and committed: its rev and the config now in force. */
+export interface ConfigChangeResult {
+  readonly rev: Rev;
+  readonly config: VolumeConfig;
+}

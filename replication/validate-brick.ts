@@ -69,6 +69,11 @@ function checkConfig(v: unknown, field: string): void {
   if (bricks.length > CONFIG_BRICKS_MAX) throw bad(`${field}.bricks`, `has over ${CONFIG_BRICKS_MAX} bricks`);
   bricks.forEach((b, i) => str(b, `${field}.bricks[${i}]`, BRICK_CHARS_MAX));
   posInt(c['quorumCount'], `${field}.quorumCount`);
+  const learners = c['learners'];
+  if (learners === undefined) return;
+  if (!Array.isArray(learners)) throw bad(`${field}.learners`, 'must be an array');
+  if (bricks.length + learners.length > CONFIG_BRICKS_MAX) throw bad(`${field}.learners`, `voters and learners exceed ${CONFIG_BRICKS_MAX} bricks`);
+  learners.forEach((b, i) => str(b, `${field}.learners[${i}]`, BRICK_CHARS_MAX));
 }
 
 /** One effect; returns the bytes of keys and values it carries. */
@@ -165,7 +170,8 @@ export function checkFetchArgs(a: unknown): asserts a is FetchArgs {
 // ---- exact-shape copies
 
 function copyConfig(c: VolumeConfig): VolumeConfig {
-  return { volumeName: c.volumeName, bricks: [...c.bricks], quorumCount: c.quorumCount };
+  const base = { volumeName: c.volumeName, bricks: [...c.bricks], quorumCount: c.quorumCount };
+  return c.learners === undefined ? base : { ...base, learners: [...c.learners] };
 }
 
 export function copyEffect(f: Effect): Effect {
@@ -238,7 +244,9 @@ function rConfig(v: unknown): VolumeConfig {
   const c = rObj(v, 'config');
   const bricks = c['bricks'];
   if (!Array.isArray(bricks) || !bricks.every((b) => typeof b === 'string')) throw wrong('config.bricks must be strings');
-  return { volumeName: rStr(c, 'volumeName'), bricks: [...(bricks as string[])], quorumCount: rNum(c, 'quorumCount') };
+  const learners = c['learners'];
+  if (learners !== undefined && (!Array.isArray(learners) || !learners.every((b) => typeof b === 'string'))) throw wrong('config.learners must be strings');
+  return copyConfig({ volumeName: rStr(c, 'volumeName'), bricks: bricks as string[], quorumCount: rNum(c, 'quorumCount'), ...(learners === undefined ? {} : { learners: learners as string[] }) });
 }
 
 function rEntries(v: unknown): Entry[] {

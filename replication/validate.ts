@@ -6,6 +6,7 @@ import { isPlainObject as isObject } from '../src/common/plain.js';
 import { checkKey, checkRangeBound, checkValue, checkWritableKey, compareKeys, prefixEnd } from '../src/common/keys.js';
 import { keyBytesMax, rangeLimitMax, sessionTtlMsMax, txnBytesMax, txnOpsMax } from '../src/common/limits.js';
 import type { KeyRange } from '../store/types.js';
+import { CONFIG_OPS, type ConfigChange } from './config.js';
 import type { CompactArgs, Compare, DeleteArgs, GetArgs, KeySelector, PutArgs, RangeArgs, ReadOptions, SessionIdArgs, SessionOpenArgs, TxnArgs, TxnOp } from './ops.js';
 
 const COMPARE_TARGETS = new Set(['value', 'version', 'createRev', 'modRev', 'exists']);
@@ -195,6 +196,22 @@ function checkNoDuplicateWrites(ops: readonly TxnOp[], branch: string): void {
         throw coordError('invalid-argument', `txn ${branch} both puts and deletes ${JSON.stringify(k)}`);
       }
     }
+  }
+}
+
+/** A membership change (DESIGN §4.7): one brick (host:path) to add as a learner, promote or remove, or a quorum-count. */
+export function checkConfigChangeArgs(a: unknown): asserts a is ConfigChange {
+  if (!isObject(a)) throw coordError('invalid-argument', 'configChange takes an object');
+  const op = a['op'];
+  if (typeof op !== 'string' || !(CONFIG_OPS as readonly string[]).includes(op)) throw coordError('invalid-argument', `configChange op must be one of ${CONFIG_OPS.join(', ')}`);
+  if (op === 'quorum-count') {
+    const n = a['count'];
+    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 1) throw coordError('invalid-argument', 'configChange quorum-count must be a positive integer');
+    return;
+  }
+  const brick = a['brick'];
+  if (typeof brick !== 'string' || brick.length === 0 || brick.length > 1024 || /\s/.test(brick)) {
+    throw coordError('invalid-argument', `configChange ${op} names one brick (host:path, no spaces, at most 1,024 characters), not ${JSON.stringify(brick)}`);
   }
 }
 

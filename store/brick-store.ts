@@ -31,6 +31,12 @@ export interface BrickStoreOptions {
   readonly logRetainRevs?: number;
   /** Committed entries held in memory before a checkpoint writes them to the tables. */
   readonly checkpointEntries?: number;
+  /**
+   * How far behind the commit point a lagging voter may pin the log (retainFrom); past it the
+   * entries go and that voter needs a snapshot heal. Default logPinRevsMax; tests set it low to
+   * force snapshot heals.
+   */
+  readonly logPinRevs?: number;
 }
 
 /** Log-group metadata (table `meta`), written with the log. */
@@ -40,8 +46,8 @@ interface LogMeta {
   promisedEpoch: number;
   grantee: string;
   commitRev: number;
-  /** The entry a snapshot install left as the log's base, when the log holds nothing older. */
-  base: { epoch: number; rev: number };
+  /** The entry a snapshot install left as the log's base, when the log holds nothing older, with its session clock. */
+  base: SnapshotBase;
   firstLogRev: number;
 }
 
@@ -56,7 +62,7 @@ interface StateMeta {
   /** The config in force as of checkpointRev (the overlay's entries may change it). */
   config: VolumeConfig;
   /** Set by a snapshot install until its log half is written (completed on open). */
-  install: { epoch: number; rev: number } | null;
+  install: SnapshotBase | null;
 }
 
 type Meta = LogMeta & StateMeta;
@@ -74,6 +80,7 @@ export class BrickStore {
   private granteeV: string;
   private lastV: LogPosition;
   private base: LogPosition;
+  private baseSclockV: number | undefined;
   private firstLogRev: Rev;
   /** Durable; reads may be served at any rev up to it. */
   private commitRevV: Rev;
@@ -88,6 +95,8 @@ export class BrickStore {
   private active: 0 | 1;
   private configV: VolumeConfig;
   private tableConfig: VolumeConfig;
+  /** The newest config in the log, committed or not (DESIGN §4.1): what quorums are counted by. */
+  private logConfigV: VolumeConfig;
   /** Every entry above checkpointRev: what checkpoints write and what the log serves fast. */
   private readonly entries = new Map<number, Entry>();
   private readonly overlay = new VersionOverlay();
@@ -99,6 +108,7 @@ export class BrickStore {
    */
   private readonly cache = new RecordCache(recordCacheEntriesMax);
   private readonly logRetainRevs: number;
+  private readonly logPinRevs: number;
   private retainFloor = Number.POSITIVE_INFINITY;
   private readonly checkpointEntries: number;
   private writesInFlight = 0;
@@ -108,6 +118,7 @@ export class BrickStore {
   private closed = false;
   private readonly closeHooks: (() => void)[] = [];
   private readonly committedListeners = new Set<(entries: readonly Entry[]) => void>();
+  private readonly installedListeners = new Set<(s: LogPosition) => void>();
 
   private constructor(readonly engine: StorageEngine, meta: Meta, opts: BrickStoreOptions) {
     this.identity = meta.identity;
@@ -120,10 +131,13 @@ export class BrickStore {
     this.active = meta.active;
     this.configV = this.tableConfig = meta.config;
     this.base = { epoch: asEpoch(meta.base.epoch), rev: asRev(meta.base.rev) };
+    this.baseSclockV = meta.base.sclock;
     this.firstLogRev = asRev(meta.firstLogRev);
     this.logRetainRevs = opts.logRetainRevs ?? logRetainRevsDefault;
+    this.logPinRevs = opts.logPinRevs ?? logPinRevsMax;
     this.checkpointEntries = opts.checkpointEntries ?? checkpointEntriesDefault;
     assert(this.logRetainRevs >= 1 && this.checkpointEntries >= 1, 'retention and checkpoint sizes ≥ 1');
+    assert(Number.isSafeInteger(this.logPinRevs) && this.logPinRevs >= 1 && this.logPinRevs <= logPinRevsMax, `logPinRevs ${this.logPinRevs} in [1, ${logPinRevsMax}]`);
     assert(this.checkpointRev <= this.commitRevV, `checkpointRev ${this.checkpointRev} ≤ commitRev ${this.commitRevV}`);
     assert(this.firstLogRev <= this.checkpointRev + 1, `the log reaches back to the checkpoint (first ${this.firstLogRev}, checkpoint ${this.checkpointRev})`);
     let last: LogPosition = this.base;
@@ -140,6 +154,7 @@ export class BrickStore {
       if (e.rev <= this.commitRevV) this.applyToOverlay(e);
     }
     this.compactRevV = this.compactRevIssued;
+    this.logConfigV = this.configAt(this.lastV.rev);
   }
 
   /** Opens an existing brick; undefined when the engine holds no brick yet. */
@@ -155,7 +170,7 @@ export class BrickStore {
     }
     if (meta.install && meta.checkpointRev > meta.commitRev) {
       // A snapshot install stopped between its state half and its log half: finish it.
-      await engine.write(logHalfOfInstall(engine, meta, { epoch: asEpoch(meta.install.epoch), rev: asRev(meta.install.rev) }));
+      await engine.write(logHalfOfInstall(engine, meta, meta.install));
       meta = readMeta(engine);
     }
     const store = new BrickStore(engine, meta, opts);
@@ -206,6 +221,14 @@ export class BrickStore {
     return this.configV;
   }
   /**
+   * The newest config in the log, committed or not (DESIGN §4.1: a config takes effect when
+   * appended): the config of the last config entry up to `last`, or the committed one when the
+   * log holds none above it. Lock grants carry it and the local master counts quorums by it.
+   */
+  get logConfig(): VolumeConfig {
+    return this.logConfigV;
+  }
+  /**
    * The commit point including writes still in flight (their entries are applied in memory
    * already). features/locks decides on it, as on `last`, and replies only once every write
    * issued before its reply is durable.
@@ -225,6 +248,14 @@ export class BrickStore {
   /** The entry at `rev`, if the log still holds it. */
   entry(rev: Rev): Entry | undefined {
     return this.entries.get(rev) ?? (this.engine.get('log', rev) as Entry | undefined);
+  }
+
+  /**
+   * The session clock of the entry at `rev`: the entry's, or for the base a snapshot install left
+   * (no entry there), the one the snapshot carried.
+   */
+  sclockAt(rev: Rev): number | undefined {
+    return this.entry(rev)?.sclock ?? (rev === this.base.rev ? this.baseSclockV : undefined);
   }
 
   /** The epoch of the entry at `rev` (also for the snapshot base), if known. */
@@ -313,6 +344,8 @@ export class BrickStore {
     const epoch = this.epochAt(prev);
     assert(epoch !== undefined, `entry ${prev} before a truncation is known`);
     this.lastV = { epoch, rev: prev };
+    // A truncated config entry takes its config with it: the one in force at the new last entry rules.
+    this.logConfigV = this.configAt(prev);
   }
 
   private issueAppend(entries: readonly Entry[], ops: WriteOp[]): void {
@@ -323,6 +356,7 @@ export class BrickStore {
       assert(e.epoch <= this.promisedEpochV, `entry epoch ${e.epoch} ≤ promisedEpoch ${this.promisedEpochV}`);
       ops.push({ table: 'log', op: 'put', key: e.rev, value: e });
       this.entries.set(e.rev, e);
+      for (const fx of e.effects) if (fx.t === 'config') this.logConfigV = fx.config;
       last = { epoch: e.epoch, rev: e.rev };
     }
     this.lastV = last;
@@ -370,10 +404,10 @@ export class BrickStore {
   /**
    * Entries from `rev` on stay in the log beyond the retention window: the holder's replicate sets
    * it to what its slowest voter still needs (DESIGN §3: the log policy never drops entries a
-   * lagging voter needs unless a snapshot replaces them), at most `logPinRevsMax` behind.
+   * lagging voter needs unless a snapshot replaces them), at most `logPinRevs` behind.
    */
   retainFrom(rev: Rev): void {
-    this.retainFloor = Math.max(rev, this.commitRevIssued - logPinRevsMax);
+    this.retainFloor = Math.max(rev, this.commitRevIssued - this.logPinRevs);
   }
 
   /** Drops log entries older than the retention window, the checkpoint and the retain floor (bounded per write). */
@@ -601,9 +635,12 @@ export class BrickStore {
 
   /**
    * @internal for snapshot.ts: checkpoints up to `rev` so the history table alone holds the state
-   * at `rev`, and pauses physical compaction until released.
+   * at `rev`, and pauses physical compaction until released. `config` is the config in force at
+   * `rev`, taken before anything is awaited (a checkpoint that runs on past `rev` meanwhile would
+   * leave only the tables' later config); undefined if the log no longer tells (see configInLog).
    */
-  async beginExport(rev: Rev): Promise<{ hist: TableName; compactRev: Rev; config: VolumeConfig; release: () => void }> {
+  async beginExport(rev: Rev): Promise<{ hist: TableName; compactRev: Rev; config: VolumeConfig | undefined; release: () => void }> {
+    const config = rev >= this.checkpointRev ? this.configAt(rev) : this.configInLog(rev);
     this.exportsRunning++;
     let released = false;
     const release = (): void => {
@@ -616,11 +653,32 @@ export class BrickStore {
       release();
       throw e;
     }
-    return { hist: this.table('hist'), compactRev: this.compactRevV, config: this.configAt(rev), release };
+    return { hist: this.table('hist'), compactRev: this.compactRevV, config, release };
   }
 
-  /** The config in force at `rev` (the last config entry at or below it). */
+  /**
+   * The config in force at a rev below the checkpoint (an export of an older rev): the last config
+   * entry the log holds at or below it; or, when the log holds no config entry in (rev,
+   * checkpointRev], the tables' config, which was in force since before rev. Undefined when
+   * neither tells (the log was trimmed past rev and a config entry followed it).
+   */
+  private configInLog(rev: Rev): VolumeConfig | undefined {
+    for (const { value } of this.engine.range('log', { start: rev, end: this.firstLogRev - 1, reverse: true })) {
+      for (const fx of [...(value as Entry).effects].reverse()) if (fx.t === 'config') return fx.config;
+    }
+    if (rev < this.firstLogRev - 1) return undefined;
+    for (const { value } of this.engine.range('log', { start: rev + 1, end: this.checkpointRev + 1 })) {
+      if ((value as Entry).effects.some((fx) => fx.t === 'config')) return undefined;
+    }
+    return this.tableConfig;
+  }
+
+  /**
+   * The config in force at `rev` (the last config entry at or below it), for a rev at or above
+   * the checkpoint: every entry above it is held in memory, committed or not.
+   */
   private configAt(rev: Rev): VolumeConfig {
+    assert(rev >= this.checkpointRev, `configAt(${rev}) at or above the checkpoint ${this.checkpointRev}`);
     let config = this.tableConfig;
     for (let r = this.checkpointRev + 1; r <= rev; r++) {
       for (const fx of this.entries.get(r)?.effects ?? []) if (fx.t === 'config') config = fx.config;
@@ -637,7 +695,8 @@ export class BrickStore {
    * @internal for snapshot.ts: swap in a snapshot built into the inactive table set, in one
    * durable write (DESIGN §4.8). Keeps the log after s if it holds entry (epoch_s, s).
    */
-  async installSnapshot(s: LogPosition, compactRev: Rev, config: VolumeConfig): Promise<void> {
+  async installSnapshot(s: LogPosition, compactRev: Rev, config: VolumeConfig, sclock?: number): Promise<void> {
+    const base: SnapshotBase = sclock === undefined ? { epoch: s.epoch, rev: s.rev } : { epoch: s.epoch, rev: s.rev, sclock };
     assert(this.writesInFlight === 0, 'no write in flight during a snapshot install');
     assert(s.rev > this.commitRevV, `snapshot at ${s.rev} is above commitRev ${this.commitRevV}`);
     await this.settle();
@@ -649,10 +708,10 @@ export class BrickStore {
       smetaPut('compactRev', compactRev),
       smetaPut('compactedThrough', compactRev),
       smetaPut('config', config),
-      smetaPut('install', { epoch: s.epoch, rev: s.rev }),
+      smetaPut('install', base),
     ]);
     const keepLog = this.epochAt(s.rev) === s.epoch && s.rev <= this.lastV.rev;
-    await this.engine.write(logHalfOfInstall(this.engine, { firstLogRev: this.firstLogRev, lastRev: this.lastV.rev }, s));
+    await this.engine.write(logHalfOfInstall(this.engine, { firstLogRev: this.firstLogRev, lastRev: this.lastV.rev }, base));
     await this.engine.write([smetaPut('install', null)]);
     const old = this.active;
     this.active = target;
@@ -660,14 +719,30 @@ export class BrickStore {
     this.compactRevV = this.compactRevIssued = this.compactedThrough = compactRev;
     this.configV = this.tableConfig = config;
     this.base = s;
+    this.baseSclockV = sclock;
     this.firstLogRev = asRev(s.rev + 1);
-    for (const r of [...this.entries.keys()]) if (r <= s.rev) this.entries.delete(r);
+    // Entries after s stay only with the log that holds them (logHalfOfInstall dropped the rest).
+    for (const r of [...this.entries.keys()]) if (r <= s.rev || !keepLog) this.entries.delete(r);
     this.overlay.clear();
     this.overlayBytes = 0;
     this.cache.clear();
     if (!keepLog) this.lastV = s;
+    this.logConfigV = this.configAt(this.lastV.rev);
+    // Listeners (features/watch) learn of the jump before the old tables go: a history replay
+    // reading them ends first.
+    for (const l of [...this.installedListeners]) l(s);
     await this.engine.clear(this.table('kv', old));
     await this.engine.clear(this.table('hist', old));
+  }
+
+  /**
+   * Calls `listener` after a snapshot install has moved the commit point to s (durably) without
+   * any committed entry: onCommitted is not called for the revs it skipped, so a consumer of the
+   * committed stream (features/watch) must treat revs up to s as gone. Returns the unsubscribe.
+   */
+  onSnapshotInstalled(listener: (s: LogPosition) => void): () => void {
+    this.installedListeners.add(listener);
+    return () => void this.installedListeners.delete(listener);
   }
 
   /** Number of live keys at the latest commit. */
@@ -766,7 +841,14 @@ function readMeta(engine: StorageEngine): Meta {
  * The log half of a snapshot install at s: the log keeps its entries after s if it holds entry
  * (epoch_s, s) (DESIGN §4.8), else it is dropped whole; commitRev and the base become s.
  */
-function logHalfOfInstall(engine: StorageEngine, at: { readonly firstLogRev: number; readonly lastRev?: number }, s: LogPosition): WriteOp[] {
+/** A snapshot's base: (epoch_s, s) and, when entry s had one, its session clock (DESIGN §4.8, §5). */
+interface SnapshotBase {
+  readonly epoch: number;
+  readonly rev: number;
+  readonly sclock?: number;
+}
+
+function logHalfOfInstall(engine: StorageEngine, at: { readonly firstLogRev: number; readonly lastRev?: number }, s: SnapshotBase): WriteOp[] {
   let lastRev = at.lastRev;
   if (lastRev === undefined) {
     lastRev = s.rev;
@@ -777,7 +859,7 @@ function logHalfOfInstall(engine: StorageEngine, at: { readonly firstLogRev: num
   const dropTo = keepLog ? s.rev : lastRev;
   const ops: WriteOp[] = [];
   for (let r = at.firstLogRev; r <= dropTo; r++) ops.push({ table: 'log', op: 'del', key: r });
-  ops.push(metaPut('commitRev', s.rev), metaPut('base', { epoch: s.epoch, rev: s.rev }), metaPut('firstLogRev', s.rev + 1));
+  ops.push(metaPut('commitRev', s.rev), metaPut('base', s), metaPut('firstLogRev', s.rev + 1));
   return ops;
 }
 

@@ -4,9 +4,14 @@ import { createHash } from 'node:crypto';
 import { asBrickId, asVolumeId, type BrickId, type VolumeId } from '../src/common/ids.js';
 import type { VolumeConfig } from './types.js';
 
-/** Canonical encoding: fixed field order, bricks sorted. */
+/**
+ * Canonical encoding: fixed field order, bricks sorted. `learners` is encoded only when present:
+ * a config without it must encode exactly as before learners existed, or every existing
+ * volume's id (a hash of its initial config) would change.
+ */
 export function canonicalConfig(c: VolumeConfig): string {
-  return JSON.stringify({ volumeName: c.volumeName, bricks: [...c.bricks].sort(), quorumCount: c.quorumCount });
+  const base = { volumeName: c.volumeName, bricks: [...c.bricks].sort(), quorumCount: c.quorumCount };
+  return JSON.stringify(c.learners === undefined ? base : { ...base, learners: [...c.learners].sort() });
 }
 
 export function volumeIdOf(c: VolumeConfig): VolumeId {
@@ -25,5 +30,8 @@ export function configDiff(a: VolumeConfig, b: VolumeConfig): string[] {
   const bb = [...b.bricks].sort().join(',');
   if (ab !== bb) out.push(`bricks [${ab}] ≠ [${bb}]`);
   if (a.quorumCount !== b.quorumCount) out.push(`quorum-count ${a.quorumCount} ≠ ${b.quorumCount}`);
+  const al = a.learners === undefined ? undefined : [...a.learners].sort().join(',');
+  const bl = b.learners === undefined ? undefined : [...b.learners].sort().join(',');
+  if (al !== bl) out.push(`learners ${al === undefined ? '(none)' : `[${al}]`} ≠ ${bl === undefined ? '(none)' : `[${bl}]`}`);
   return out;
 }

@@ -4,7 +4,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { coordError } from '../src/common/errors.js';
 import { asEpoch, asRev, type Epoch, type Rev, type VolumeId } from '../src/common/ids.js';
-import { snapshotChunkBytes } from '../src/common/limits.js';
+import { snapshotChunkBytes, snapshotVersionOverheadBytes } from '../src/common/limits.js';
 import type { BrickStore } from './brick-store.js';
 import type { TableName, WriteOp } from './engine.js';
 import { histKey, splitHistKey, tableKey, tableKeyIsLong, shortKeyOf } from './keys.js';
@@ -30,6 +30,8 @@ export type SnapshotChunk =
       readonly epoch: Epoch;
       readonly compactRev: Rev;
       readonly config: VolumeConfig;
+      /** The session clock of entry s (DESIGN §4.8, §5), when it has one: a brick based at s reports it as its last entry's. */
+      readonly sclock?: number;
     }
   | { readonly kind: 'versions'; readonly items: readonly SnapshotVersion[] }
   | { readonly kind: 'end'; readonly versions: number; readonly digest: string };
@@ -49,9 +51,15 @@ export async function* exportSnapshot(store: BrickStore, rev: Rev): AsyncGenerat
   if (rev < store.compactRev) throw coordError('compacted', `snapshot rev ${rev} is below compactRev ${store.compactRev}`, { compactRev: store.compactRev });
   const epoch = store.epochAt(rev);
   if (epoch === undefined) throw coordError('compacted', `entry ${rev} has left the log; snapshot at the commitRev instead`);
+  const sclock = store.sclockAt(rev);
   const lock = await store.beginExport(rev);
   const compactRev = lock.compactRev;
+  const config = lock.config;
   try {
+    // While the export waited for its checkpoint, the log may have moved on: a compaction past
+    // rev would leave versions at rev unkept, and a trimmed log may no longer tell its config.
+    if (compactRev > rev) throw coordError('compacted', `snapshot rev ${rev} is below compactRev ${compactRev}`, { compactRev });
+    if (config === undefined) throw coordError('compacted', `the config in force at rev ${rev} has left the log; snapshot at the commitRev instead`);
     yield {
       kind: 'header',
       format: SNAPSHOT_FORMAT,
@@ -60,7 +68,8 @@ export async function* exportSnapshot(store: BrickStore, rev: Rev): AsyncGenerat
       rev,
       epoch,
       compactRev,
-      config: lock.config,
+      config,
+      ...(sclock === undefined ? {} : { sclock }),
     };
     const h = createHash('sha256');
     let items: SnapshotVersion[] = [];
@@ -69,7 +78,10 @@ export async function* exportSnapshot(store: BrickStore, rev: Rev): AsyncGenerat
     let curTk: Buffer | undefined;
     let versions: { rev: number; v: StoredVersion }[] = [];
     const keyOf = (tk: Buffer, v: StoredVersion): string => (tableKeyIsLong(tk) ? (v.k as string) : shortKeyOf(tk));
-    const flushKey = (): void => {
+    // A chunk ends at the version that reaches the byte budget, inside a key's history if need
+    // be (one key may have many versions): every chunk fits a frame (limits.ts), and the import
+    // carries a key across chunks.
+    const flushKey = function* (): Generator<SnapshotChunk> {
       if (!curTk) return;
       // Keep the version live at compactRev (unless it is a deletion) and every later one ≤ rev.
       let from = 0;
@@ -81,25 +93,25 @@ export async function* exportSnapshot(store: BrickStore, rev: Rev): AsyncGenerat
         const sv: SnapshotVersion = { key: keyOf(curTk, v), rev: r, v: rest };
         digestVersion(h, sv);
         items.push(sv);
-        bytes += 64 + sv.key.length + (v.v?.byteLength ?? 0);
+        bytes += snapshotVersionOverheadBytes + Buffer.byteLength(sv.key) + (v.v?.byteLength ?? 0);
         count++;
-      }
-    };
-    for (const { key, value } of store.engine.range(lock.hist, {})) {
-      const { tk, rev: r } = splitHistKey(key as Buffer);
-      if (!curTk || !tk.equals(curTk)) {
-        flushKey();
-        curTk = Buffer.from(tk);
-        versions = [];
         if (bytes >= snapshotChunkBytes) {
           yield { kind: 'versions', items };
           items = [];
           bytes = 0;
         }
       }
+    };
+    for (const { key, value } of store.engine.range(lock.hist, {})) {
+      const { tk, rev: r } = splitHistKey(key as Buffer);
+      if (!curTk || !tk.equals(curTk)) {
+        yield* flushKey();
+        curTk = Buffer.from(tk);
+        versions = [];
+      }
       if (r <= rev) versions.push({ rev: r, v: asStoredVersion(value) });
     }
-    flushKey();
+    yield* flushKey();
     if (items.length > 0) yield { kind: 'versions', items };
     yield { kind: 'end', versions: count, digest: h.digest('hex') };
   } finally {
@@ -165,7 +177,10 @@ export async function importSnapshot(store: BrickStore, chunks: AsyncIterable<Sn
     if (chunk.versions !== count || chunk.digest !== h.digest('hex')) {
       throw coordError('invalid-argument', `snapshot stream is damaged: ${count} versions received, ${chunk.versions} sent, digest mismatch`);
     }
-    await store.installSnapshot({ epoch: asEpoch(header.epoch), rev: header.rev }, header.compactRev, header.config);
+    // The brick may have reached s on its own while the stream travelled (a holder's appends
+    // committed past it): it holds that state already, and installing would move commitRev back.
+    if (header.rev <= store.commitRev) return false;
+    await store.installSnapshot({ epoch: asEpoch(header.epoch), rev: header.rev }, header.compactRev, header.config, header.sclock);
     return true;
   }
   throw coordError('invalid-argument', 'snapshot stream ended without its end marker');

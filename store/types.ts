@@ -10,12 +10,17 @@ export interface KeyRecord {
   readonly session: SessionId;
 }
 
-/** The volume's initial config: entry (0, 1). Its hash is the volumeId (DESIGN §8). */
+/**
+ * The volume's config (DESIGN §4.1): the initial one is entry (0, 1), and its hash is the
+ * volumeId (DESIGN §8); config entries change it one brick at a time (DESIGN §4.7).
+ */
 export interface VolumeConfig {
   readonly volumeName: string;
-  /** host:path of every brick, sorted. */
+  /** host:path of every voter, sorted. */
   readonly bricks: readonly string[];
   readonly quorumCount: number;
+  /** host:path of every learner (healed, sent every entry, never counted), sorted; absent: none. */
+  readonly learners?: readonly string[];
 }
 
 /**

@@ -24,6 +24,9 @@ const STATUS: Readonly<Record<ErrorCode, number>> = {
   // Exactly-once retries (DESIGN §3): a retry of a write already answered; too many unanswered.
   'stale-retry': 409,
   'too-many-in-flight': 429,
+  // A membership change that must wait (an earlier one uncommitted, a learner still catching up).
+  'config-pending': 409,
+  'learner-behind': 409,
   'unauthorized': 401,
   'timeout': 504,
   'unavailable': 503,

@@ -34,6 +34,8 @@ export const ERROR_CODES = [
   'session-expired', // a keepalive or close of a session that has ended; a write whose client session (clientId) has ended
   'stale-retry', // a write retried with a seq the client already reported answered (seq ≤ ackedSeq, DESIGN §3)
   'too-many-in-flight', // a client's unanswered writes (seq − ackedSeq) over the dedupe window (DESIGN §3)
+  'config-pending', // a config change while an earlier one is uncommitted, or before the holder's epoch has committed an entry: retry
+  'learner-behind', // a promotion of a learner that has not kept up with the holder for a heartbeat interval: retry
   'internal',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];

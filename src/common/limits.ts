@@ -51,8 +51,14 @@ export const checkpointChunkRevs = 8192;
 export const checkpointBytesMax = 32 * 1024 * 1024;
 /** Current records a brick keeps decoded in memory for point reads. */
 export const recordCacheEntriesMax = 100_000;
-/** Bytes of versions in one snapshot chunk. */
+/** Bytes of versions in one snapshot chunk: a chunk ends at the first version that reaches it. */
 export const snapshotChunkBytes = 1024 * 1024;
+/** What one version of a snapshot chunk counts beyond its key and value bytes (its encoding, with room). */
+export const snapshotVersionOverheadBytes = 128;
+/** Versions one snapshot chunk holds at most (each counts at least its overhead). */
+export const snapshotChunkVersionsMax = Math.floor(snapshotChunkBytes / snapshotVersionOverheadBytes) + 1;
+/** Key and value bytes one snapshot chunk holds at most: the budget, plus the version that crossed it. */
+export const snapshotChunkBytesMax = snapshotChunkBytes + keyBytesMax + valueBytesMax;
 /**
  * Bytes of watch messages buffered for one consumer (a watcher's queue in the library, or a
  * connection's unsent output at the server) before its watch is cancelled with `slow-consumer`.
@@ -94,6 +100,7 @@ assert(messageBytesMax >= 2 * txnBytesMax && messageBytesMax % frameBytesMax ===
 assert(handshakeMessageBytesMax < frameBytesMax, 'a handshake message is one frame');
 assert(rangeBytesMax * 2 <= messageBytesMax, 'a range answer fits a message, with room for its encoding');
 assert(messageBytesMax < 2 ** 31, 'a message length fits a signed 32-bit int');
+assert(snapshotChunkBytesMax + snapshotChunkVersionsMax * snapshotVersionOverheadBytes <= frameBytesMax, 'one snapshot chunk, encoded, fits in one frame');
 assert(rangeLimitDefault <= rangeLimitMax, 'default range limit within max');
 assert(rangeBytesMax >= valueBytesMax + keyBytesMax, 'a range answer holds at least one key');
 assert(watchBacklogBytesMax >= 2 * rangeBytesMax, 'a range answer queued on a connection does not cancel its watches');

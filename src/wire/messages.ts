@@ -14,7 +14,7 @@ const OP_CHARS_MAX = 64;
 const MESSAGE_CHARS_MAX = 64 * 1024;
 
 /** The fops a client may send (brick fops are listed apart: BRICK_FOPS). */
-export const CLIENT_FOPS = ['get', 'range', 'put', 'delete', 'txn', 'compact', 'status', 'statedump', 'profile', 'sessionOpen', 'keepalive', 'sessionClose', 'sessions'] as const satisfies readonly FopName[];
+export const CLIENT_FOPS = ['get', 'range', 'put', 'delete', 'txn', 'compact', 'configChange', 'status', 'statedump', 'profile', 'sessionOpen', 'keepalive', 'sessionClose', 'sessions'] as const satisfies readonly FopName[];
 export type ClientFop = (typeof CLIENT_FOPS)[number];
 /**
  * Client fops safe to send again after a connection breaks: reads, and the session fops whose
@@ -31,7 +31,7 @@ export const isClientFop = (op: string): op is ClientFop => CLIENT_FOP_SET.has(o
  * (replication/validate-brick.ts). Unlike client fops they never wait for a connection and are
  * never sent again: the replication engine has its own timeouts and retransmission.
  */
-export const BRICK_FOPS = ['probe', 'lock', 'append', 'fetch'] as const satisfies readonly FopName[];
+export const BRICK_FOPS = ['probe', 'lock', 'append', 'fetch', 'snapshotChunk'] as const satisfies readonly FopName[];
 export type BrickFop = (typeof BRICK_FOPS)[number];
 const BRICK_FOP_SET: ReadonlySet<string> = new Set(BRICK_FOPS);
 export const isBrickFop = (op: string): op is BrickFop => BRICK_FOP_SET.has(op);

@@ -6,14 +6,15 @@
 // - every acknowledged write is in the committed log at its rev, and no write is applied twice;
 // - a write refused unapplied, or a cas answered "not succeeded", has no value committed (a
 //   resend is the same op: exactly-once, DESIGN §3; see also exactly-once-checks.ts);
-// - after the quiet period the bricks have converged: one holder, equal committed logs.
+// - after the quiet period the bricks have converged: one holder, equal committed logs (the
+//   parts their trimmed logs hold) and equal committed states.
 import { Buffer } from 'node:buffer';
 import { asRev, type Rev } from '../../src/common/ids.js';
 import { prefixEnd } from '../../src/common/keys.js';
 import type { Entry } from '../../store/types.js';
 import { checkLinearizable } from './linearizability.js';
 import { entryText, SimViolation } from './log-checks.js';
-import { SimBrick } from './sim-brick.js';
+import { SimBrick, snapshotDiff } from './sim-brick.js';
 import type { SimOp, SimResult } from './simulation.js';
 
 const dec = (b: Uint8Array): string => Buffer.from(b).toString();
@@ -32,18 +33,29 @@ export function checkRun(r: SimResult): void {
   if (!lin.ok) throw new SimViolation('linearizable', `key ${lin.key}: ${lin.explanation ?? ''}`);
 }
 
-/** After the quiet period: a ready holder, and every brick's committed log equal to the volume's. */
+/**
+ * After the quiet period: a ready holder, and every member brick (the voters and learners of
+ * the config committed last) at the volume's commit point, with the part of the committed log
+ * its trimmed log still holds, and the committed state there — every key's whole history, the
+ * compactRev and the config — equal to the committed log replayed (so a snapshot installed on
+ * the way left the state exact).
+ */
 function checkConverged(r: SimResult, committed: readonly Entry[]): void {
   if (r.stats.holderAtEnd === undefined || r.stats.holderAtEnd < 0) throw new SimViolation('liveness', 'no ready holder after the quiet period');
-  const top = Math.max(...r.bricks.map((b) => b.commitRev));
+  const members = r.bricks.filter((b) => r.members.includes(b.brickId));
+  if (members.length !== r.members.length) throw new SimViolation('liveness', `members ${r.members.join(',')} of the committed config, bricks ${r.bricks.map((b) => b.brickId).join(',')}`);
+  const top = Math.max(...members.map((b) => b.commitRev));
   if (committed.length < r.checks.maxCommitted) throw new SimViolation('committed-lost', `the committed log has a hole below ${r.checks.maxCommitted}`);
-  for (const b of r.bricks) {
+  const want = r.checks.committedState(asRev(top));
+  for (const b of members) {
     if (b.commitRev !== top) throw new SimViolation('liveness', `brick ${b.brickId} is at commitRev ${b.commitRev}, the volume at ${top}, after the quiet period`);
-    for (let rev = 1; rev <= top; rev++) {
+    for (let rev = b.firstRev; rev <= top; rev++) {
       const mine = b.entry(asRev(rev));
       const c = committed[rev - 1];
       if (!mine || !c || (mine !== c && entryText(mine) !== entryText(c))) throw new SimViolation('prefix', `brick ${b.brickId} differs from the committed log at rev ${rev}`);
     }
+    const diff = snapshotDiff(b.exportSnapshot(asRev(top)), want);
+    if (diff !== undefined) throw new SimViolation('converged-state', `brick ${b.brickId}'s state at ${top} is not the committed log replayed: ${diff}`);
   }
 }
 

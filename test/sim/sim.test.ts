@@ -9,16 +9,27 @@ describe('replication simulator', () => {
   it(`keeps every invariant on ${SEEDS} seeds of faults`, () => {
     let elections = 0;
     let ops = 0;
+    let snapshots = 0;
+    let configs = 0;
+    let configsWhileStale = 0;
     for (let seed = 1; seed <= SEEDS; seed++) {
       const r = runSeed(seed);
       if (!r.ok) expect.fail(`seed ${seed}: ${r.violation?.message}\nreproduce: ${reproduceCommand(seed)}`);
       elections += r.stats.elections ?? 0;
       ops += r.stats.ops ?? 0;
-      // Faults happened and the volume made progress through them, on every seed.
-      expect(r.stats.committed).toBeGreaterThan(100);
+      snapshots += r.stats.snapshotsChecked ?? 0;
+      configs += r.stats.configsCommitted ?? 0;
+      configsWhileStale += r.stats.operatorAppliedWhileStale ?? 0;
+      // Faults happened and the volume made progress through them, on every seed (a little on a
+      // seed where quorum-count was every voter when one crashed: nothing commits until it is back).
+      expect(r.stats.committed).toBeGreaterThan(50);
     }
     expect(elections).toBeGreaterThan(SEEDS);
     expect(ops).toBeGreaterThan(SEEDS * 100);
+    // Snapshot heals and config changes (some made while a master was down or cut off) happened.
+    expect(snapshots).toBeGreaterThan(SEEDS);
+    expect(configs).toBeGreaterThan(SEEDS);
+    expect(configsWhileStale).toBeGreaterThan(SEEDS / 4);
   }, 240_000);
 
   it('replays a seed exactly', () => {

@@ -8,6 +8,18 @@
 // failing seed replays exactly. Invariants are checked as the run goes (log-checks.ts,
 // session-checks.ts, exactly-once-checks.ts) and at its end (history-checks.ts, session-checks.ts).
 //
+// Snapshot heals and reconfiguration (DESIGN §4.7, §4.8): each brick's log is trimmed to a small,
+// seed-chosen window behind its commit point, kept longer only by the holder's pin (what its
+// slowest voter needs, at most a seed-chosen distance behind), so a voter or learner away long
+// enough needs a snapshot. The simulator carries each snapshot the holder asks for: the local
+// brick's committed state at its commitRev, frozen when asked, streamed in a few chunks over the
+// network (each fenced and setting the lease at the target), installed at the last chunk, and
+// answered; a stream that breaks is reported failed by the carrier after a while, or not at all.
+// Besides the three voters, one or two spare masters run with bricks outside the config, and an
+// operator (operator.ts) changes the membership one step at a time during the faults — adding
+// spares as learners, promoting them, removing voters (whose bricks are then wiped and come
+// back as spares under new ids), changing quorum-count — through whichever master holds the lock.
+//
 // Exactly-once retries (DESIGN §3): each KV client opens a client session of its own (a session
 // client with a ttl of 3–3.5 s, kept alive until the run ends, opened again once it is lost; while
 // it has none, the client only reads) and sends every write with an origin (clientId, seq,
@@ -30,7 +42,7 @@ import { seededRandom, type Random } from '../../src/common/random.js';
 import { BrickAcceptor, type BrickBugs } from '../../replication/brick.js';
 import type { Holder } from '../../replication/holder.js';
 import { localBrickOver, Master, type MasterBugs, type MasterOutput } from '../../replication/master.js';
-import type { BrickReply, BrickRequest } from '../../replication/messages.js';
+import type { BrickReply, BrickRequest, SnapshotArgs, SnapshotChunkArgs } from '../../replication/messages.js';
 import type { Origin, WriteOp, WriteResult } from '../../replication/ops.js';
 import type { VolumeConfig } from '../../store/types.js';
 import { Agenda } from './events.js';
@@ -39,7 +51,9 @@ import type { HistoryOp, KvOp, KvOutcome } from './linearizability.js';
 import { LogChecks, SimViolation } from './log-checks.js';
 import { SessionChecks } from './session-checks.js';
 import { SESSION_CLIENT_BASE, SessionClients, type ClientSession, type SessionReply } from './session-clients.js';
-import { SimBrick } from './sim-brick.js';
+import { membersOf } from '../../replication/config.js';
+import { Operator } from './operator.js';
+import { SimBrick, type SimBrickOptions, type SimSnapshot } from './sim-brick.js';
 
 export interface SimOptions {
   readonly seed: number;
@@ -62,6 +76,8 @@ export interface SimOptions {
   readonly isolateNewHolder?: number;
   readonly brickBugs?: BrickBugs;
   readonly masterBugs?: MasterBugs;
+  /** Deliberately broken variants of the simulator's own carrier, to show its checks bite. */
+  readonly carrierBugs?: CarrierBugs;
   /** Keep a trace of notable events (role changes, faults) for a failing seed's report. */
   readonly trace?: boolean;
   /** Session clients running at once (test/sim/session-clients.ts); 0: none. */
@@ -76,6 +92,28 @@ export interface SimOptions {
   readonly attemptTimeoutMs?: number;
   /** A KV client retries a write until this long after its first send, then gives up (unknown outcome). */
   readonly retryForMs?: number;
+  /**
+   * Committed entries each brick's log keeps behind its commit point (BrickStore's logRetainRevs),
+   * and how far behind it a holder's pin may keep them (logPinRevsMax); beyond, a voter is healed
+   * by a snapshot (DESIGN §4.8). Default: seed-chosen, small (4..64 and 16..256), or no trimming
+   * on one seed in eight.
+   */
+  readonly retainRevs?: number;
+  readonly pinRevsMax?: number;
+  /** A snapshot travels in 1..snapshotChunksMax chunks, each fenced and each setting the lease. */
+  readonly snapshotChunksMax?: number;
+  /** Spare masters with bricks outside the config (the initial config entry only). Default: seed-chosen 1–2 (none without reconfiguration). */
+  readonly spares?: number;
+  /** Mean ms between the operator's config changes (DESIGN §4.7); 0: no reconfiguration. */
+  readonly reconfigEveryMs?: number;
+  /** Mean ms between compactions (compact(rev) a little below the commit point); 0: none. */
+  readonly compactEveryMs?: number;
+}
+
+/** Broken variants of the snapshot carrier (bite tests only). */
+export interface CarrierBugs {
+  /** Ship the committed state one rev below s, labelled s (a snapshot taken before its last commit applied). */
+  readonly staleSnapshot?: boolean;
 }
 
 /** A client operation as the history records it: the KvOp for the checker, plus what the product answered. */
@@ -106,8 +144,19 @@ export interface SimResult {
   readonly stats: Readonly<Record<string, number>>;
   /** The config the volume was created with (for replaying the committed log). */
   readonly config: VolumeConfig;
+  /** The voters and learners of the config committed last: the bricks that must converge. */
+  readonly members: readonly string[];
 }
 
+/**
+ * The share of broken snapshot transfers whose carrier never reports it (the holder's own timer,
+ * snapshotTimeoutMs = 4 leases here, must ask again).
+ */
+const SILENT_SNAPSHOT_DROPS = 0.3;
+/** The operator's client number (below the session clients'). */
+const OPERATOR_CLIENT = 900;
+/** The compactor's client number: it sends compact(rev) now and then and ignores the answers. */
+const COMPACTOR_CLIENT = 901;
 const KEYS = ['/k/0', '/k/1', '/k/2', '/k/3', '/k/4'];
 const PREFIX = '/k/';
 const enc = (s: string): Uint8Array => Buffer.from(s);
@@ -116,6 +165,8 @@ const dec = (b: Uint8Array | undefined): string | undefined => (b === undefined 
 type Payload =
   | { readonly k: 'brick-req'; readonly from: string; readonly reqId: number; readonly req: BrickRequest }
   | { readonly k: 'brick-rep'; readonly from: string; readonly reqId: number; readonly rep: BrickReply }
+  /** One chunk of a snapshot stream (DESIGN §4.8): chunk `index` of `count`, all naming one frozen snapshot. */
+  | { readonly k: 'snap-chunk'; readonly from: string; readonly reqId: number; readonly args: SnapshotChunkArgs; readonly index: number; readonly count: number; readonly snap: SimSnapshot }
   | { readonly k: 'client-req'; readonly client: number; readonly opId: number; readonly op: ClientOp; readonly origin?: Origin | undefined }
   | { readonly k: 'client-rep'; readonly opId: number; readonly res: ClientResult };
 
@@ -148,9 +199,14 @@ class SimNode {
   nextId = 1;
   lastHolderCommit = 0;
   holderSeen: Holder | undefined;
+  /** Snapshot streams arriving (volatile): `${sender}/${reqId}` → the next chunk expected, or −1 once ended. */
+  readonly streams = new Map<string, number>();
+  /** The holder's config and its brick's last compared (config-adopted check). */
+  lastCompared: [unknown, unknown] = [undefined, undefined];
   constructor(
     readonly id: string,
-    readonly brick: SimBrick,
+    /** Replaced by a fresh brick when the operator wipes a removed one. */
+    public brick: SimBrick,
     /** This node's clock: local = offset + rate · simulated time. */
     readonly rate: number,
     readonly offset: number,
@@ -192,7 +248,7 @@ interface ClientState {
 export class Simulation {
   readonly agenda = new Agenda();
   private readonly rnd: Random;
-  private readonly o: Required<Omit<SimOptions, 'brickBugs' | 'masterBugs'>> & Pick<SimOptions, 'brickBugs' | 'masterBugs'>;
+  private readonly o: Required<Omit<SimOptions, 'brickBugs' | 'masterBugs' | 'carrierBugs'>> & Pick<SimOptions, 'brickBugs' | 'masterBugs' | 'carrierBugs'>;
   /** KV clients stop starting ops then. */
   private clientsUntilMs = 0;
   private readonly nodes: SimNode[] = [];
@@ -215,7 +271,13 @@ export class Simulation {
   private valueSeq = 0;
   private nextHistoryId = 0;
   private readonly config: VolumeConfig;
-  private readonly stats = { messages: 0, lost: 0, duplicated: 0, crashes: 0, partitions: 0, elections: 0, holders: 0, churns: 0, writes: 0, resends: 0, duplicates: 0, givenUp: 0 };
+  private readonly stats = { messages: 0, lost: 0, duplicated: 0, crashes: 0, partitions: 0, elections: 0, holders: 0, churns: 0, writes: 0, resends: 0, duplicates: 0, givenUp: 0, snapshotsSent: 0, snapshotsInstalled: 0, compactions: 0 };
+  /** How each brick trims its log (seed-chosen). */
+  private readonly brickOpts: SimBrickOptions;
+  /** Every brick ever created, by id (a wiped one keeps its last state: the commit-quorum check reads it). */
+  private readonly allBricks = new Map<string, SimBrick>();
+  private nextBrick = 0;
+  private readonly operator: Operator | undefined;
   /** Links the churn fault cut (healed at its next step). */
   private churnCuts: [number, number][] = [];
   /** A churn burst is on until then: the other faults wait. */
@@ -225,26 +287,32 @@ export class Simulation {
     this.o = {
       masters: 3, clients: 4, durationMs: 20_000, quietMs: 6_000, leaseMs: 300, driftRho: 0.01, maxDelayMs: 15,
       lossRate: 0.02, dupRate: 0.02, faultEveryMs: 1_000, crashAfterCommit: 0.003, isolateNewHolder: 0.1, trace: false, sessionClients: 3, churnRate: 1,
-      attemptTimeoutMs: 2 * (opts.leaseMs ?? 300) + 100, retryForMs: 10 * (opts.leaseMs ?? 300), ...opts,
+      attemptTimeoutMs: 2 * (opts.leaseMs ?? 300) + 100, retryForMs: 10 * (opts.leaseMs ?? 300), retainRevs: 0, pinRevsMax: 0, snapshotChunksMax: 3, spares: 0, reconfigEveryMs: 1_500, compactEveryMs: 2_000, ...opts,
     };
     // The longest one-way delay: a request's 0.5 + maxDelayMs, plus up to 1.2 ms before a brick replies.
     this.sessionChecks = new SessionChecks({ leaseMs: this.o.leaseMs, maxDelayMs: this.o.maxDelayMs + 1.7 });
     this.rnd = seededRandom(opts.seed);
+    // Small logs, so voters away for a while are healed by snapshots; on one seed in eight, no trimming.
+    const trims = opts.retainRevs !== undefined || this.rnd() >= 1 / 8;
+    this.brickOpts = trims ? { retainRevs: opts.retainRevs ?? 4 + Math.floor(61 * this.rnd()), pinRevsMax: opts.pinRevsMax ?? 16 + Math.floor(241 * this.rnd()) } : {};
+    const spares = opts.spares ?? (this.o.reconfigEveryMs > 0 ? 1 + Math.floor(2 * this.rnd()) : 0);
     const bricks = Array.from({ length: this.o.masters }, (_, i) => `b${i}`);
     this.config = { volumeName: 'sim', bricks, quorumCount: Math.floor(bricks.length / 2) + 1 };
-    for (let i = 0; i < this.o.masters; i++) {
+    // The initial voters, then spare masters whose bricks are outside the config (the initial config entry only).
+    for (let i = 0; i < this.o.masters + spares; i++) {
       const rate = 1 + (this.rnd() * 2 - 1) * this.o.driftRho;
-      const node = new SimNode(`m${i}`, new SimBrick(`b${i}`, this.config), rate, this.rnd() * 1_000);
+      const node = new SimNode(`m${i}`, this.newBrick(), rate, this.rnd() * 1_000);
       this.nodes.push(node);
       this.boot(node);
     }
     for (let c = 0; c < this.o.clients; c++) {
-      this.clients.push({ id: c, target: c % this.o.masters, busy: false, opSeq: 0, current: undefined, seenRev: 0, session: undefined, sid: undefined, seq: 0, ackedSeq: 0 });
+      this.clients.push({ id: c, target: c % this.nodes.length, busy: false, opSeq: 0, current: undefined, seenRev: 0, session: undefined, sid: undefined, seq: 0, ackedSeq: 0 });
     }
+    this.operator = this.o.reconfigEveryMs > 0 ? this.newOperator() : undefined;
     this.sessionClients = new SessionClients(
       {
         rnd: this.rnd,
-        masters: this.o.masters,
+        masters: this.nodes.length,
         leaseMs: this.o.leaseMs,
         driftRho: this.o.driftRho,
         now: () => this.agenda.nowMs,
@@ -256,6 +324,41 @@ export class Simulation {
       this.sessionChecks,
       { slots: this.o.sessionClients, startUntilMs: this.o.durationMs - 1_500, stopByMs: this.o.durationMs },
     );
+  }
+
+  /** A fresh brick (the initial config entry only) under the next brick id. */
+  private newBrick(): SimBrick {
+    const b = new SimBrick(`b${this.nextBrick++}`, this.config, this.brickOpts);
+    this.allBricks.set(b.brickId, b);
+    return b;
+  }
+
+  private newOperator(): Operator {
+    return new Operator(
+      {
+        rnd: this.rnd,
+        now: () => this.agenda.nowMs,
+        after: (ms, run) => this.agenda.after(ms, run),
+        nodes: () => this.nodes.map((n, i) => ({ brickId: n.brick.brickId, up: n.up, cut: this.nodes.some((_, j) => j !== i && !this.reachable(i, j)) })),
+        committedConfig: () => this.checks.committedConfig,
+        send: (node, opId, change) => this.send(-1 - OPERATOR_CLIENT, node, { k: 'client-req', client: OPERATOR_CLIENT, opId, op: { t: 'write', kv: undefined, w: { type: 'config-change', args: change } } }),
+        wipe: (node) => this.wipe(node),
+        trace: (line) => this.trace(line),
+      },
+      { everyMs: this.o.reconfigEveryMs, untilMs: this.o.durationMs - 1_000, attemptTimeoutMs: this.o.attemptTimeoutMs },
+    );
+  }
+
+  /**
+   * The operator wipes a removed brick (DESIGN §4: it rejoins only as a new learner): its master
+   * crashes and comes back with a fresh brick under a new id, a spare.
+   */
+  private wipe(i: number): void {
+    const node = this.nodes[i] as SimNode;
+    this.crash(i);
+    node.brick = this.newBrick();
+    this.trace(`${node.id} has a fresh brick ${node.brick.brickId}`);
+    this.agenda.after(100 + 700 * this.rnd(), () => this.restart(i));
   }
 
   private trace(line: string): void {
@@ -281,6 +384,7 @@ export class Simulation {
     node.waiting.clear();
     node.reads.length = 0;
     node.sreads.length = 0;
+    node.streams.clear();
     node.lastHolderCommit = 0;
     const now = node.now(this.agenda.nowMs);
     node.acceptor = new BrickAcceptor(node.brick, { leaseMs: this.o.leaseMs, nowMs: now, ...(this.o.brickBugs ? { bugs: this.o.brickBugs } : {}) });
@@ -288,7 +392,7 @@ export class Simulation {
     const acceptor = node.acceptor;
     const local = localBrickOver(brick, brick.brickId, () => brick.latestView(), (t) => acceptor.leaseLapsed(t));
     node.master = new Master(
-      { id: `${node.id}.${node.incarnation}`, leaseMs: this.o.leaseMs, driftRho: this.o.driftRho, roundTimeoutMs: this.o.leaseMs, random: this.rnd, fetchMaxEntries: 4, appendMaxEntries: 4, ...(this.o.masterBugs ? { bugs: this.o.masterBugs } : {}) },
+      { id: `${node.id}.${node.incarnation}`, leaseMs: this.o.leaseMs, driftRho: this.o.driftRho, roundTimeoutMs: this.o.leaseMs, random: this.rnd, fetchMaxEntries: 4, appendMaxEntries: 4, snapshotTimeoutMs: 4 * this.o.leaseMs, ...(this.o.masterBugs ? { bugs: this.o.masterBugs } : {}) },
       local,
       now,
     );
@@ -296,6 +400,8 @@ export class Simulation {
     const tick = (): void => {
       if (!node.up || node.incarnation !== inc) return;
       this.act(node, () => node.master.tick(node.now(this.agenda.nowMs)));
+      // As the replicate translator: the holder's log keeps what its slowest voter still needs.
+      if (node.up && node.incarnation === inc) node.brick.retainFrom(node.master.holder?.neededFrom() ?? asRev(Number.MAX_SAFE_INTEGER));
       this.agenda.after(10, tick);
     };
     this.agenda.after(this.rnd() * 10, tick);
@@ -311,6 +417,7 @@ export class Simulation {
 
   /** Runs a master input and carries out its outputs; an assertion in product code is a violation. */
   private act(node: SimNode, input: () => MasterOutput[]): void {
+    const configBefore = node.master.holder?.membership.config;
     let out: MasterOutput[];
     try {
       out = input();
@@ -332,9 +439,15 @@ export class Simulation {
       if (h.commitRev > node.lastHolderCommit && top !== undefined && top.epoch !== h.epoch) {
         throw new SimViolation('commit-rule', `holder ${node.id} of epoch ${h.epoch} committed up to (${top.epoch}, ${h.commitRev}), an entry of an older epoch`);
       }
+      const from = node.lastHolderCommit;
       node.lastHolderCommit = h.commitRev;
       const before = this.checks.maxCommitted;
       this.checks.committedUpTo(node.brick, h.commitRev, `holder ${node.id}`);
+      this.checkMembership(node, h);
+      if (h.commitRev > from) {
+        const configs = configBefore === undefined ? [h.membership.config] : [configBefore, h.membership.config];
+        this.checks.commitCounted(`holder ${node.id} of epoch ${h.epoch}`, asRev(from), h.commitRev, configs, (id) => this.allBricks.get(id));
+      }
       // A failover right after a commit not every brick has learned of (DESIGN §4 checks):
       // the holder dies with its commit notices still in the network.
       if (this.faultsOn && h.commitRev > before && this.rnd() < this.o.crashAfterCommit) {
@@ -344,12 +457,29 @@ export class Simulation {
     }
   }
 
+  /**
+   * The holder's config is the newest in its log (DESIGN §4.7: it takes effect when appended):
+   * whenever its local brick holds the holder's whole log, the newest config in that brick's log.
+   */
+  private checkMembership(node: SimNode, h: Holder): void {
+    const mine = h.membership.config;
+    const brick = node.brick.config;
+    // Only while the brick follows this holder alone (no later holder has written to it).
+    if (node.brick.promisedEpoch !== h.epoch || node.brick.last.rev !== h.lastRev || (node.lastCompared[0] === mine && node.lastCompared[1] === brick)) return;
+    node.lastCompared = [mine, brick];
+    if (configText(mine) !== configText(brick)) {
+      throw new SimViolation('config-adopted', `holder ${node.id} of epoch ${h.epoch} counts by ${configText(mine)}, but the newest config in its log (to ${h.lastRev}) is ${configText(brick)}`);
+    }
+  }
+
   private carryOut(node: SimNode, o: MasterOutput): void {
     const i = this.nodes.indexOf(node);
     switch (o.kind) {
       case 'send': {
         const to = this.nodes.findIndex((n) => n.brick.brickId === o.to);
-        this.send(i, to, { k: 'brick-req', from: node.id, reqId: o.reqId, req: o.req });
+        if (to < 0) break; // no brick of that id any more (wiped): nothing answers
+        if (o.req.t === 'snapshot') this.sendSnapshot(node, to, o.reqId, o.req.args);
+        else this.send(i, to, { k: 'brick-req', from: node.id, reqId: o.reqId, req: o.req });
         break;
       }
       case 'reply': {
@@ -451,6 +581,9 @@ export class Simulation {
           rep = { t: 'append', res: d.reply };
           break;
         }
+        case 'snapshot':
+          // The carrier turns a snapshot request into chunks at the sender (sendSnapshot).
+          throw new SimViolation('assertion', `a snapshot request travelled to brick ${node.brick.brickId} as a request`);
       }
     } catch (e) {
       if (e instanceof AssertionError) throw new SimViolation('assertion', `brick ${node.brick.brickId}: ${e.message}`);
@@ -464,8 +597,82 @@ export class Simulation {
     if ((w.append?.length ?? 0) > 0 || w.truncateFrom !== undefined) node.logChangedMs = this.agenda.nowMs;
     this.checks.beforeWrite(node.brick, w);
     node.brick.apply(w);
+    // Checked before the log is trimmed (as BrickStore trims in the same write): every entry the
+    // write committed is compared with the volume's committed log.
     this.checks.committedUpTo(node.brick, node.brick.commitRev, `brick ${node.brick.brickId}`);
+    node.brick.trimLog();
     this.serveReads(node);
+  }
+
+  // ── snapshots (DESIGN §4.8) ──────────────────────────────────────────────────────────────
+
+  /**
+   * The carrier of a snapshot heal: the sender's local brick's committed state at its commitRev
+   * s, frozen now, streamed to the target in 1..snapshotChunksMax chunks over the network (lost,
+   * duplicated, delayed like any message; spaced so a stream's chunks arrive in order). A chunk
+   * lost breaks the stream: nothing answers, and the holder asks again by its own timer.
+   */
+  private sendSnapshot(node: SimNode, to: number, reqId: number, a: SnapshotArgs): void {
+    let snap = node.brick.exportSnapshot();
+    if (this.o.carrierBugs?.staleSnapshot === true && snap.at.rev > node.brick.base.rev) snap = { ...node.brick.exportSnapshot(asRev(snap.at.rev - 1)), at: snap.at };
+    const args: SnapshotChunkArgs = { epoch: a.epoch, sender: a.sender, rev: snap.at.rev, revEpoch: snap.at.epoch };
+    const count = 1 + Math.floor(this.rnd() * this.o.snapshotChunksMax);
+    this.stats.snapshotsSent++;
+    this.trace(`${node.id} sends a snapshot at (${snap.at.epoch}, ${snap.at.rev}) to ${(this.nodes[to] as SimNode).brick.brickId} in ${count} chunk(s)`);
+    const i = this.nodes.indexOf(node);
+    const gapMs = this.o.maxDelayMs + 1;
+    for (let index = 0; index < count; index++) this.send(i, to, { k: 'snap-chunk', from: node.id, reqId, args, index, count, snap }, index * gapMs);
+    // A carrier gives up on a transfer unanswered for a while and reports it failed (the holder
+    // asks again soon); a silent one leaves it to the holder's own timer.
+    if (this.rnd() >= SILENT_SNAPSHOT_DROPS) {
+      const inc = node.incarnation;
+      const target = (this.nodes[to] as SimNode).brick.brickId;
+      this.agenda.after(3 * this.o.leaseMs + count * gapMs, () => {
+        if (!node.up || node.incarnation !== inc) return;
+        // The master drops it if the transfer was answered meanwhile (the request is settled).
+        this.act(node, () => node.master.onReply(target, reqId, { t: 'snapshot', res: { ok: false, reason: 'failed', message: 'the transfer timed out' } }, node.now(this.agenda.nowMs)));
+      });
+    }
+  }
+
+  /**
+   * A snapshot chunk at the target brick: fenced like an append (a higher epoch adopted durably,
+   * the lease record set); a snapshot the brick does not want (s ≤ its commitRev) is answered at
+   * once; the last chunk of a wanted one is installed in one durable step, then answered.
+   */
+  private onSnapshotChunk(node: SimNode, fromNode: number, p: Extract<Payload, { k: 'snap-chunk' }>): void {
+    const key = `${p.from}/${p.reqId}`;
+    const expected = node.streams.get(key) ?? 0;
+    if (p.index !== expected) {
+      // A duplicate of a chunk taken already is dropped; a gap (a chunk lost) breaks the stream.
+      if (expected >= 0 && p.index > expected) node.streams.set(key, -1);
+      return;
+    }
+    if (node.streams.size > 1_000) node.streams.clear();
+    const now = node.now(this.agenda.nowMs);
+    let res: Extract<BrickReply, { t: 'snapshot' }>['res'] | undefined;
+    try {
+      const d = node.acceptor.snapshotChunk(p.args, now);
+      this.write(node, d.write);
+      if (!d.reply.ok) res = d.reply;
+      else if (!d.reply.wanted) res = node.acceptor.snapshotDone(p.args, false, now);
+      else if (p.index === p.count - 1) {
+        this.checks.beforeInstall(node.brick, p.snap);
+        node.brick.installSnapshot(p.snap);
+        node.logChangedMs = this.agenda.nowMs;
+        this.stats.snapshotsInstalled++;
+        this.trace(`brick ${node.brick.brickId} installs the snapshot at (${p.snap.at.epoch}, ${p.snap.at.rev}) from ${p.snap.from}`);
+        this.checks.committedUpTo(node.brick, node.brick.commitRev, `brick ${node.brick.brickId}`);
+        node.brick.trimLog();
+        res = node.acceptor.snapshotDone(p.args, true, now);
+        this.serveReads(node);
+      }
+    } catch (e) {
+      if (e instanceof AssertionError) throw new SimViolation('assertion', `brick ${node.brick.brickId}: ${e.message}`);
+      throw e;
+    }
+    node.streams.set(key, res === undefined ? p.index + 1 : -1);
+    if (res !== undefined) this.send(this.nodes.indexOf(node), fromNode, { k: 'brick-rep', from: node.brick.brickId, reqId: p.reqId, rep: { t: 'snapshot', res } }, 0.2 + this.rnd());
   }
 
   // ── network ──────────────────────────────────────────────────────────────────────────────
@@ -507,6 +714,8 @@ export class Simulation {
       if (p.k !== 'client-rep') return;
       const client = -1 - to;
       if (client >= SESSION_CLIENT_BASE) this.sessionClients.onReply(client, p.opId, sessionReply(p.res));
+      else if (client === OPERATOR_CLIENT) this.operator?.onReply(p.opId, p.res.ok, p.res.ok ? undefined : p.res.code);
+      else if (client === COMPACTOR_CLIENT) this.stats.compactions += p.res.ok ? 1 : 0;
       else this.onClientReply(client, p.opId, p.res);
       return;
     }
@@ -514,6 +723,9 @@ export class Simulation {
     switch (p.k) {
       case 'brick-req':
         this.onBrickRequest(node, from, p);
+        break;
+      case 'snap-chunk':
+        this.onSnapshotChunk(node, from, p);
         break;
       case 'brick-rep':
         this.act(node, () => node.master.onReply(p.from, p.reqId, p.rep, node.now(this.agenda.nowMs)));
@@ -660,7 +872,7 @@ export class Simulation {
     this.agenda.after(timeoutMs, () => {
       if (c.current !== cur || cur.last !== opId) return;
       // A write moves on to another master (as the library does from a broken connection).
-      const n = this.o.masters;
+      const n = this.nodes.length;
       c.target = cur.origin && n > 1 ? (c.target + 1 + Math.floor(this.rnd() * (n - 1))) % n : Math.floor(this.rnd() * n);
       this.retryOrSettle(c, 'timeout');
     });
@@ -706,7 +918,7 @@ export class Simulation {
     const cur = c.current;
     // A duplicate, an answer to an older copy (its connection is given up), or after the client gave up.
     if (cur === undefined || cur.last !== opId || cur.sends.get(opId) !== 'out') return;
-    if (!res.ok && (res.code === 'not-holder' || res.code === 'no-quorum' || res.code === 'indeterminate')) c.target = Math.floor(this.rnd() * this.o.masters);
+    if (!res.ok && (res.code === 'not-holder' || res.code === 'no-quorum' || res.code === 'indeterminate')) c.target = Math.floor(this.rnd() * this.nodes.length);
     if (res.ok || cur.origin === undefined) return this.complete(c, res);
     const o = cur.origin;
     switch (res.code) {
@@ -797,7 +1009,7 @@ export class Simulation {
 
   private fault(): void {
     if (this.agenda.nowMs < this.churnUntil) return;
-    const n = this.o.masters;
+    const n = this.nodes.length;
     const x = this.rnd();
     const down = this.nodes.filter((d) => !d.up).length;
     if (x < 0.2) {
@@ -889,6 +1101,27 @@ export class Simulation {
     this.boot(node);
   }
 
+  /**
+   * Compaction (DESIGN §4 "Required checks": compaction and snapshot heals together): now and
+   * then, compact(rev) a little below the volume's commit point goes to a random master; the
+   * answer is ignored (a refusal — not the holder, at or below compactRev — changes nothing).
+   * Bricks record compactRev (snapshots carry it); reads stay exact, as the sim keeps versions.
+   */
+  private scheduleCompaction(untilMs: number): void {
+    if (this.o.compactEveryMs <= 0) return;
+    let opId = 0;
+    const next = (): void => {
+      if (this.agenda.nowMs >= untilMs) return;
+      const rev = asRev(Math.max(1, this.checks.maxCommitted - Math.floor(20 * this.rnd())));
+      // Mostly to the holder (as an operator who reads `status` first), sometimes to anyone.
+      const holder = this.nodes.findIndex((n) => n.up && n.master.holder?.isReady === true);
+      const node = holder >= 0 && this.rnd() < 0.8 ? holder : Math.floor(this.rnd() * this.nodes.length);
+      this.send(-1 - COMPACTOR_CLIENT, node, { k: 'client-req', client: COMPACTOR_CLIENT, opId: ++opId, op: { t: 'write', kv: undefined, w: { type: 'compact', args: { rev } } } });
+      this.agenda.after(this.o.compactEveryMs * (0.5 + this.rnd()), next);
+    };
+    this.agenda.after(this.o.compactEveryMs * this.rnd(), next);
+  }
+
   // ── run ──────────────────────────────────────────────────────────────────────────────────
 
   run(): SimResult {
@@ -900,6 +1133,8 @@ export class Simulation {
     }
     this.scheduleFaults(faultEnd);
     this.scheduleChurn(faultEnd);
+    this.operator?.start();
+    this.scheduleCompaction(faultEnd);
     this.agenda.runUntil(faultEnd);
     // The quiet period: every fault healed, every master up; the volume must converge.
     this.faultsOn = false;
@@ -920,8 +1155,11 @@ export class Simulation {
         ...this.stats, events: this.agenda.executed, ops: this.history.length, committed: this.checks.maxCommitted, holderAtEnd: this.nodes.findIndex((n) => n.master.holder?.isReady === true),
         sessionClients: this.sessionClients.started, kvSessions: this.sessionClients.kvSessions, valuesCommitted: this.onceChecks.counts.values, dedupeRecords: this.onceChecks.counts.records, sessions: sc.sessions, sessionsEnded: sc.ended, keepaliveAcks: sc.acks, sessionsBounded: sc.livenessChecked, orphanSessions: sc.orphans,
         leaseHeldMs: Math.round(this.sessionChecks.leaseTime(0, this.o.durationMs)), sessionsDied: sc.died, sessionsClosed: sc.closed, sessionsLost: sc.lost, sessionsExpiredAtClient: sc.expired, sessionsNeverOpened: sc.neverOpened,
+        entriesTrimmed: [...this.allBricks.values()].reduce((n, b) => n + b.trimmed, 0), retainRevs: this.brickOpts.retainRevs ?? 0, pinRevsMax: this.brickOpts.pinRevsMax ?? 0,
+        ...this.checks.counts, ...prefixed('operator', this.operator?.counts ?? {}),
       },
       config: this.config,
+      members: membersOf(this.checks.committedConfig ?? this.config),
     };
   }
 }
@@ -950,9 +1188,20 @@ function writeResult(op: ClientOp, r: WriteResult): ClientResult {
     }
     case 'session-open':
       return { ok: true, rev: r.result.rev, wrote: true, session: r.result.id };
+    case 'config-change':
+      return { ok: true, rev: r.result.rev, wrote: true };
     default:
       return { ok: true, rev: asRev(0), wrote: false };
   }
+}
+
+/** A config as canonical text (learners absent and empty alike). */
+function configText(c: VolumeConfig): string {
+  return JSON.stringify({ volumeName: c.volumeName, bricks: c.bricks, learners: c.learners ?? [], quorumCount: c.quorumCount });
+}
+
+function prefixed(prefix: string, counts: Readonly<Record<string, number>>): Record<string, number> {
+  return Object.fromEntries(Object.entries(counts).map(([k, v]) => [`${prefix}${k[0]?.toUpperCase() ?? ''}${k.slice(1)}`, v]));
 }
 
 function dup(r: { readonly duplicate?: true }): { duplicate?: boolean } {

@@ -388,12 +388,15 @@ describe('SimBrick', () => {
       commitRev: asRev(3),
     });
     expect(b.commitRev).toBe(3);
-    expect(b.config).toEqual(config);
+    // config: the newest in the log, committed or not (DESIGN §4.1); committedConfig: in force at commitRev.
+    expect(b.config).toEqual(config2);
+    expect(b.committedConfig).toEqual(config);
     expect(() => b.viewAt(asRev(4))).toThrow(AssertionError);
     const live = b.latestView();
     expect(live.get('/b')).toEqual({ value: new Uint8Array([3]), createRev: 2, modRev: 3, version: 2, session: 0 });
     b.apply({ commitRev: asRev(5) });
     expect(b.config).toEqual(config2);
+    expect(b.committedConfig).toEqual(config2);
     expect(b.compactRev).toBe(3);
     expect(live.get('/a')).toEqual({ value: new Uint8Array([5]), createRev: 5, modRev: 5, version: 1, session: 0 });
     const keysAt = (rev: number): string[] => [...b.viewAt(asRev(rev)).scan({ start: '', end: undefined })].map((i) => i.key);

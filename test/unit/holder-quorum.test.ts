@@ -13,9 +13,8 @@ const LEASE = 500;
 function holder(): Holder {
   return new Holder({
     epoch: asEpoch(2),
-    voters: ['a', 'b', 'c'],
+    config: { volumeName: 'v', bricks: ['a', 'b', 'c'], quorumCount: 2 },
     local: 'a',
-    quorum: 2,
     last: { epoch: asEpoch(0), rev: asRev(1) },
     commitRev: asRev(1),
     compactRev: asRev(0),

@@ -10,19 +10,22 @@ import { coordError, isCoordError, type CoordError } from '../../src/common/erro
 import { asEpoch, asRev, type Rev, type VolumeId } from '../../src/common/ids.js';
 import { sessionTickMs } from '../../src/common/limits.js';
 import type { Holder } from '../../replication/holder.js';
-import { localBrickOver, Master, quorumOf, type MasterOutput } from '../../replication/master.js';
+import { learnersOf } from '../../replication/config.js';
+import { localBrickOver, Master, quorumOf, type BrickLogState, type MasterOutput } from '../../replication/master.js';
 import type { BrickReply, BrickRequest } from '../../replication/messages.js';
 import type { WriteOp, WriteResult } from '../../replication/ops.js';
 import {
-  checkCompactArgs, checkDeleteArgs, checkGetArgs, checkPutArgs, checkRangeArgs, checkSessionIdArgs, checkSessionOpenArgs, checkTxnArgs,
+  checkCompactArgs, checkConfigChangeArgs, checkDeleteArgs, checkGetArgs, checkPutArgs, checkRangeArgs, checkSessionIdArgs, checkSessionOpenArgs, checkTxnArgs,
 } from '../../replication/validate.js';
 import { brickIdOf } from '../../store/identity.js';
+import type { BrickStore } from '../../store/index.js';
 import { LocksTranslator } from '../features/locks.js';
 import { ProtocolClientTranslator } from '../protocol/client.js';
-import type { BrickStatus, FopContext, FopName, GetArgs, RangeArgs, VolumeStatus } from '../fops.js';
+import type { BrickStatus, FopContext, FopName, GetArgs, RangeArgs, SnapshotProgress, VolumeStatus } from '../fops.js';
 import type { OptionSchema, OptionValues } from '../options.js';
 import { StorageTranslator } from '../storage/brick.js';
 import { Translator, type TranslatorClass, type TranslatorSpec } from '../translator.js';
+import { SnapshotSender } from './snapshot-sender.js';
 
 const options = {
   'holder-id': { type: 'string', description: "this master's id in lock grants and appends: its protocol address host:port, so other masters can forward to it (default: host:pid)" },
@@ -69,6 +72,8 @@ export class ReplicateTranslator extends Translator {
   private lastStepDown: string | undefined;
   private ticker: NodeJS.Timeout | undefined;
   private forwarded = 0;
+  /** Carries out the holder's snapshot heals (DESIGN §4.8) from the local brick. */
+  private readonly snapshots: SnapshotSender;
 
   constructor(spec: TranslatorSpec) {
     super(spec);
@@ -78,6 +83,7 @@ export class ReplicateTranslator extends Translator {
     this.handlers.delete = async (ctx, a) => (checkDeleteArgs(a), this.writeOr(ctx, 'delete', a, { type: 'delete', args: a }));
     this.handlers.txn = async (ctx, a) => (checkTxnArgs(a), this.writeOr(ctx, 'txn', a, { type: 'txn', args: a }));
     this.handlers.compact = async (ctx, a) => (checkCompactArgs(a), this.writeOr(ctx, 'compact', a, { type: 'compact', args: a }));
+    this.handlers.configChange = async (ctx, a) => (checkConfigChangeArgs(a), this.writeOr(ctx, 'configChange', a, { type: 'config-change', args: a }));
     this.handlers.sessionOpen = async (ctx, a) => (checkSessionOpenArgs(a), this.writeOr(ctx, 'sessionOpen', a, { type: 'session-open', args: a }));
     this.handlers.keepalive = async (ctx, a) => (checkSessionIdArgs(a, 'keepalive'), this.writeOr(ctx, 'keepalive', a, { type: 'keepalive', args: a }));
     this.handlers.sessionClose = async (ctx, a) => (checkSessionIdArgs(a, 'sessionClose'), this.writeOr(ctx, 'sessionClose', a, { type: 'session-close', args: a }));
@@ -115,6 +121,8 @@ export class ReplicateTranslator extends Translator {
     this.handlers.lock = (ctx, a) => this.wind('lock', ctx, a);
     this.handlers.append = (ctx, a) => this.wind('append', ctx, a);
     this.handlers.fetch = (ctx, a) => this.wind('fetch', ctx, a);
+    this.handlers.snapshotChunk = (ctx, a) => this.wind('snapshotChunk', ctx, a);
+    this.snapshots = new SnapshotSender({ clock: this.env.clock, store: () => (this.storage as StorageTranslator).store, chunkTimeoutMs: this.o['request-timeout-ms'] });
   }
 
   override async init(): Promise<void> {
@@ -132,7 +140,7 @@ export class ReplicateTranslator extends Translator {
     this.brickId = store.identity.brickId;
     this.bricks.set(this.brickId, first as Translator);
     this.mapRemotes(store.identity.volumeId, store.config.bricks);
-    const local = localBrickOver(store, store.identity.brickId, () => storage.latestView(), (now) => locks.leaseLapsed(now));
+    const local = localBrickOver(logStateOf(store), store.identity.brickId, () => storage.latestView(), (now) => locks.leaseLapsed(now));
     this.master = new Master(
       { id: this.holderId, leaseMs: locks.leaseDurationMs, driftRho: this.o['drift-permille'] / 1000, roundTimeoutMs: locks.leaseDurationMs, random: Math.random, brickIdOf: (b) => brickIdOf(store.identity.volumeId, b) },
       local,
@@ -195,6 +203,8 @@ export class ReplicateTranslator extends Translator {
           break;
         case 'stepped-down':
           this.lastStepDown = o.reason.message;
+          // Its snapshot heals' answers would go to no holder: stop them before their next chunk.
+          this.snapshots.stopAll(`this master stepped down (${o.reason.message})`, false);
           break;
         case 'role':
           break;
@@ -207,7 +217,9 @@ export class ReplicateTranslator extends Translator {
   /** A brick request, to the local brick or over the wire; an answer goes back to the engine. */
   private send(to: string, reqId: number, req: BrickRequest): void {
     const child = this.bricks.get(to);
-    assert(child !== undefined, `a subvolume reaches brick ${to}`);
+    // A brick a config entry added that this master's volfile has no subvolume for yet (DESIGN
+    // §8: the volfile is rewritten when the config commits): unreachable, like a dead brick.
+    if (child === undefined) return;
     const ctx: FopContext = { deadlineMs: this.env.clock.nowMs() + (this.locks as LocksTranslator).leaseDurationMs };
     const answer = (reply: BrickReply): void => {
       const m = this.master;
@@ -227,6 +239,11 @@ export class ReplicateTranslator extends Translator {
         break;
       case 'fetch':
         child.call('fetch', ctx, req.args).then((res) => answer({ t: 'fetch', res }), ignore);
+        break;
+      case 'snapshot':
+        // The holder's log is its local brick's: the source, never a target.
+        assert(to !== this.brickId, 'a snapshot heal targets a brick other than the holder\'s own');
+        void this.snapshots.send(to, child, req.args).then((res) => answer({ t: 'snapshot', res }));
         break;
       default:
         unreachable(req, 'brick request');
@@ -265,7 +282,7 @@ export class ReplicateTranslator extends Translator {
   }
 
   /** A write: through this master's holder, or forwarded to the holder. */
-  private async writeOr<F extends 'put' | 'delete' | 'txn' | 'compact' | 'sessionOpen' | 'keepalive' | 'sessionClose'>(
+  private async writeOr<F extends keyof typeof WRITE_TYPES>(
     ctx: FopContext,
     fop: F,
     args: Parameters<Translator['call']>[2] & object,
@@ -384,23 +401,35 @@ export class ReplicateTranslator extends Translator {
     }
     const commitRev = h?.commitRev ?? store.commitRev;
     const views = new Map((h?.voterViews(now) ?? []).map((v) => [v.brickId, v]));
-    const bricks = [...this.bricks.keys()].map((id) => {
+    // The members of the newest config (the holder's, else the local log's: DESIGN §4.1), and
+    // the local brick even once a config removed it.
+    const config = h?.membership.config ?? store.logConfig;
+    const idOf = (b: string): string => brickIdOf(store.identity.volumeId, b);
+    const roles = new Map<string, { role: 'voter' | 'learner'; path: string }>();
+    for (const b of config.bricks) roles.set(idOf(b), { role: 'voter', path: b });
+    for (const b of learnersOf(config)) roles.set(idOf(b), { role: 'learner', path: b });
+    const ids = [...new Set([this.brickId, ...roles.keys()])];
+    const bricks = ids.map((id) => {
       const isLocal = id === this.brickId;
       const v = views.get(id);
       // A remote brick's own figures are not asked for: what the holder knows of it stands in
       // (its durable last rev; the commit point it was told, at most that).
       const told = asRev(Math.min(v?.matched ?? 0, commitRev));
-      const base: BrickStatus = isLocal && brick ? brick : { brickId: id, path: this.brickPaths.get(id) ?? '', lastEpoch: asEpoch(0), lastRev: v?.matched ?? asRev(0), commitRev: told, compactRev: store.compactRev, promisedEpoch: asEpoch(0), keys: 0 };
-      const role: 'holder' | 'voter' = isLocal && h ? 'holder' : 'voter';
+      const path = roles.get(id)?.path ?? this.brickPaths.get(id) ?? '';
+      const base: BrickStatus = isLocal && brick ? brick : { brickId: id, path, lastEpoch: asEpoch(0), lastRev: v?.matched ?? asRev(0), commitRev: told, compactRev: store.compactRev, promisedEpoch: asEpoch(0), keys: 0 };
+      const role: VolumeStatus['bricks'][number]['role'] = isLocal && h ? 'holder' : (roles.get(id)?.role ?? 'removed');
       // The holder knows what each voter has durably acked; elsewhere only the local brick is known.
       const lastRev = v ? v.matched : base.lastRev;
       return {
         ...base,
+        // The brick as the config names it (host:path), the same from every master.
+        path: roles.get(id)?.path ?? base.path,
         lastRev,
         role,
         lag: Math.max(0, commitRev - lastRev),
         ...(v ? { reachable: isLocal || v.reachable } : isLocal ? { reachable: true } : {}),
         ...(v?.needsSnapshot === true ? { needsSnapshot: true } : {}),
+        ...withSnapshot(h ? this.snapshots.progress(id) : undefined),
       };
     });
     return {
@@ -410,7 +439,7 @@ export class ReplicateTranslator extends Translator {
       holder: h ? this.holderId : (this.locks?.leaseHolder(now) ?? ''),
       commitRev,
       compactRev: store.compactRev,
-      quorum: quorumOf(store.config),
+      quorum: quorumOf(config),
       bricks,
     };
   }
@@ -423,6 +452,7 @@ export class ReplicateTranslator extends Translator {
       waitingWrites: this.waiters.size,
       waitingReads: this.readWaiters.size,
       forwarded: this.forwarded,
+      snapshotHeals: this.snapshots.dump(),
       lastStepDown: this.lastStepDown ?? null,
     };
   }
@@ -430,6 +460,7 @@ export class ReplicateTranslator extends Translator {
   override async fini(): Promise<void> {
     this.stopping = true;
     if (this.ticker) clearInterval(this.ticker);
+    this.snapshots.stopAll('the volume is shutting down', true);
     const h = this.master?.holder;
     if (h) this.run(this.master?.stepDown(coordError('closed', 'the volume is shutting down'), this.env.clock.nowMs()) ?? []);
     for (const r of this.readyWaiters.splice(0)) r();
@@ -439,11 +470,44 @@ export class ReplicateTranslator extends Translator {
   }
 }
 
+/**
+ * The local brick's log as the master reads it: its config is the newest in the log, committed
+ * or not (DESIGN §4.1: a config takes effect when appended), which elections and quorums go by;
+ * BrickStore.config is the committed one, which reads and status report.
+ */
+function logStateOf(store: BrickStore): BrickLogState {
+  return {
+    get promisedEpoch() {
+      return store.promisedEpoch;
+    },
+    get last() {
+      return store.last;
+    },
+    get commitRev() {
+      return store.commitRev;
+    },
+    get compactRev() {
+      return store.compactRev;
+    },
+    get config() {
+      return store.logConfig;
+    },
+    entry: (rev) => store.entry(rev),
+    epochAt: (rev) => store.epochAt(rev),
+  };
+}
+
+/** A brick status's snapshot field, present only while a snapshot heal streams to it. */
+function withSnapshot(p: SnapshotProgress | undefined): { snapshot?: SnapshotProgress } {
+  return p === undefined ? {} : { snapshot: p };
+}
+
 const WRITE_TYPES = {
   put: 'put',
   delete: 'delete',
   txn: 'txn',
   compact: 'compact',
+  configChange: 'config-change',
   sessionOpen: 'session-open',
   keepalive: 'keepalive',
   sessionClose: 'session-close',

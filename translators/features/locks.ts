@@ -10,16 +10,23 @@
 // decided; its reply waits until every write issued up to then is durable, even when the
 // decision itself wrote nothing (a heartbeat or probe answered from entries still in flight
 // must not claim them durable).
+//
+// Snapshot heals (DESIGN §4.8) arrive as chunks of a stream (snapshot-intake.ts). Installing one
+// swaps the brick's state and log in several engine writes, so while it runs no other request
+// is decided: every handler first waits for an install in progress to end (`exclusive`).
 import { assert } from '../../src/common/assert.js';
 import { coordError } from '../../src/common/errors.js';
 import type { Epoch, Rev } from '../../src/common/ids.js';
-import { BrickAcceptor, lastSclockOf, type BrickLog, type Decision } from '../../replication/brick.js';
+import { BrickAcceptor, lastSclockOf, type BrickLog, type Decision, type SnapshotChunkReply } from '../../replication/brick.js';
 import type { BrickStore } from '../../store/index.js';
 import type { Entry, LogPosition, VolumeConfig } from '../../store/types.js';
-import type { AppendArgs, AppendResult, FetchArgs, FetchResult, LockArgs, LockResult, ProbeArgs, ProbeResult } from '../fops.js';
+import type {
+  AppendArgs, AppendResult, FetchArgs, FetchResult, LockArgs, LockResult, ProbeArgs, ProbeResult, SnapshotChunkArgs, SnapshotChunkFopArgs, SnapshotChunkFopResult, SnapshotResult,
+} from '../fops.js';
 import type { OptionSchema, OptionValues } from '../options.js';
 import { StorageTranslator } from '../storage/brick.js';
 import { Translator, type TranslatorClass, type TranslatorSpec } from '../translator.js';
+import { SnapshotIntake } from './snapshot-intake.js';
 
 const options = {
   'lease-ms': { type: 'time', min: 10, max: 60_000, default: 500, description: 'how long an append or heartbeat keeps other candidates from locking' },
@@ -52,8 +59,9 @@ class StoreLog implements BrickLog {
   get firstRev(): Rev {
     return this.s.firstRev;
   }
+  /** The newest config in the log, committed or not: what a grant carries (DESIGN §4.1, §4.2). */
   get config(): VolumeConfig {
-    return this.s.config;
+    return this.s.logConfig;
   }
   epochAt(rev: Rev): Epoch | undefined {
     return this.s.epochAt(rev);
@@ -62,8 +70,10 @@ class StoreLog implements BrickLog {
     return this.s.entry(rev);
   }
   lastSclock(): number {
-    // The fallback reads the durable commit point: its epoch-starts are behind, never ahead.
-    return lastSclockOf(this.s.entry(this.s.last.rev), this.storage.latestView());
+    // A snapshot's base has no entry but carries entry s's sclock (DESIGN §4.8). The fallback
+    // reads the durable commit point: its epoch-starts are behind, never ahead.
+    const sclock = this.s.sclockAt(this.s.last.rev);
+    return sclock !== undefined ? sclock : lastSclockOf(undefined, this.storage.latestView());
   }
 }
 
@@ -75,6 +85,9 @@ export class LocksTranslator extends Translator {
   private durable: Promise<void> = Promise.resolve();
   /** Monotonic ms of the latest append or heartbeat that set the lease record, or of the start. */
   private heardMs = 0;
+  /** Settles when the snapshot install now running ends (undefined: none runs). */
+  private installing: Promise<void> | undefined;
+  private intake: SnapshotIntake | undefined;
 
   constructor(spec: TranslatorSpec) {
     super(spec);
@@ -83,6 +96,7 @@ export class LocksTranslator extends Translator {
     this.handlers.lock = (_ctx, args) => this.lock(args);
     this.handlers.append = (_ctx, args) => this.append(args);
     this.handlers.fetch = (_ctx, args) => this.fetch(args);
+    this.handlers.snapshotChunk = (_ctx, args) => this.snapshotChunk(args);
   }
 
   override async init(): Promise<void> {
@@ -96,6 +110,14 @@ export class LocksTranslator extends Translator {
     const now = this.env.clock.nowMs();
     this.acceptor = new BrickAcceptor(new StoreLog(child), { leaseMs: this.leaseMs, nowMs: now });
     this.heardMs = now;
+    this.intake = new SnapshotIntake({
+      get store() {
+        return child.store;
+      },
+      accept: (a) => this.acceptChunk(a),
+      done: (a, installed) => this.snapshotDone(a, installed),
+      exclusive: (f) => this.exclusive(f),
+    });
     await super.init();
   }
 
@@ -133,14 +155,17 @@ export class LocksTranslator extends Translator {
   }
 
   private async probe(a: ProbeArgs): Promise<ProbeResult> {
+    while (this.installing) await this.installing;
     return this.carry({ reply: this.brick.probe(a, this.env.clock.nowMs()) });
   }
 
   private async lock(a: LockArgs): Promise<LockResult> {
+    while (this.installing) await this.installing;
     return this.carry(this.brick.lock(a, this.env.clock.nowMs()));
   }
 
   private async append(m: AppendArgs): Promise<AppendResult> {
+    while (this.installing) await this.installing;
     const now = this.env.clock.nowMs();
     const before = this.brick.lease;
     const decision = this.brick.append(m, now);
@@ -154,7 +179,49 @@ export class LocksTranslator extends Translator {
   }
 
   private async fetch(a: FetchArgs): Promise<FetchResult> {
+    while (this.installing) await this.installing;
     return this.carry({ reply: this.brick.fetch(a) });
+  }
+
+  private async snapshotChunk(a: SnapshotChunkFopArgs): Promise<SnapshotChunkFopResult> {
+    while (this.installing) await this.installing;
+    assert(this.intake !== undefined, 'locks is initialised');
+    return this.intake.chunk(a);
+  }
+
+  /** A chunk is fenced and sets the lease like an append (DESIGN §4.8): it counts as hearing from the holder. */
+  private acceptChunk(a: SnapshotChunkArgs): Promise<SnapshotChunkReply> {
+    const now = this.env.clock.nowMs();
+    const before = this.brick.lease;
+    const decision = this.brick.snapshotChunk(a, now);
+    const after = this.brick.lease;
+    if (after !== undefined && after !== before) this.heardMs = now;
+    return this.carry(decision);
+  }
+
+  private async snapshotDone(a: SnapshotChunkArgs, installed: boolean): Promise<SnapshotResult> {
+    const res = await this.carry({ reply: this.brick.snapshotDone(a, installed, this.env.clock.nowMs()) });
+    if (installed) this.storage?.notifyCommitted(); // wake reads waiting for a rev the install reached
+    return res;
+  }
+
+  /**
+   * Runs `f` (a snapshot install) while no other request is decided: every handler waits for
+   * `installing` to clear, in the same synchronous step as its decision (a helper that awaited
+   * would leave a gap in which an install could start). Every write issued before is durable
+   * first, so the install finds none in flight.
+   */
+  private async exclusive<T>(f: () => Promise<T>): Promise<T> {
+    while (this.installing) await this.installing;
+    let release = (): void => undefined;
+    this.installing = new Promise<void>((r) => (release = r));
+    try {
+      await this.durable;
+      return await f();
+    } finally {
+      this.installing = undefined;
+      release();
+    }
   }
 
   /**
@@ -171,10 +238,15 @@ export class LocksTranslator extends Translator {
     return d.reply;
   }
 
+  override async fini(): Promise<void> {
+    await this.intake?.close();
+    await super.fini();
+  }
+
   override dump(): Readonly<Record<string, unknown>> {
     const now = this.env.clock.nowMs();
     const heardAgoMs = Math.max(0, now - this.heardMs);
-    if (this.acceptor && this.storage?.isUp) return { ...this.acceptor.dump(now), heardAgoMs };
+    if (this.acceptor && this.storage?.isUp) return { ...this.acceptor.dump(now), heardAgoMs, ...this.intake?.dump() };
     const stats = this.acceptor?.stats(now) ?? { lease: null, grants: 0, fencedAppends: 0, fencedFetches: 0, mismatchedAppends: 0 };
     return { promisedEpoch: undefined, grantee: undefined, leaseMs: this.leaseMs, ...stats, heardAgoMs };
   }

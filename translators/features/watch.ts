@@ -23,11 +23,13 @@
 // is heard from again; the library resumes the stream on another master from its last rev + 1.
 // Checked on a timer of leaseMs/2 and when a watch starts — never per event, so fan-out costs
 // nothing more. A single-brick volume (or a graph with no features/locks below) never sends it.
-// The design's two other causes of `moved` — a snapshot install passing a watch's cursor, and a
-// fromRev below what the brick holds but above the volume's compactRev — come with snapshot
-// heals, which are not built yet. Until then a brick holds every rev above its own compactRev
-// (in its log, or below the log in the history tables that replayHistory reads), so neither
-// can occur; add them here when snapshot installs exist.
+// A snapshot install (DESIGN §4.8) moves the brick's commit point to s without committing the
+// revs in between one by one, so they are never fanned out: every watch whose cursor is at or
+// below s ends `moved` too (the design's "a snapshot install passes the watch's cursor"; a cursor
+// equal to s still needs rev s's events). The design's third cause — a fromRev below what the
+// brick holds but above the volume's compactRev — does not arise: a snapshot carries every
+// version above its compactRev, so the history tables that replayHistory reads still hold every
+// rev above the brick's compactRev, after an install as before.
 import { AssertionError } from '../../src/common/assert.js';
 import { coordError, isCoordError, type CoordError } from '../../src/common/errors.js';
 import { asRev, NO_SESSION, type Rev } from '../../src/common/ids.js';
@@ -35,7 +37,7 @@ import { RESERVED_PREFIX } from '../../src/common/keys.js';
 import { watchBacklogBytesMax, watchReplayEventsMax } from '../../src/common/limits.js';
 import { toKeyValue } from '../../replication/read.js';
 import type { BrickStore } from '../../store/index.js';
-import type { Entry, KeyRange } from '../../store/types.js';
+import type { Entry, KeyRange, LogPosition } from '../../store/types.js';
 import type { OptionSchema, OptionValues } from '../options.js';
 import { StorageTranslator } from '../storage/brick.js';
 import { Translator, type TranslatorClass, type TranslatorSpec } from '../translator.js';
@@ -80,6 +82,7 @@ export class WatchTranslator extends Translator {
   private readonly o: Values;
   private storeV: BrickStore | undefined;
   private unsubscribe: (() => void) | undefined;
+  private unsubscribeInstalls: (() => void) | undefined;
   private timer: NodeJS.Timeout | undefined;
   /** The brick's lock keeper (features/locks), when it sits below: whether the brick hears a holder. */
   private locks: LocksTranslator | undefined;
@@ -90,7 +93,7 @@ export class WatchTranslator extends Translator {
   private readonly index = new RangeIndex<Watcher>();
   private readonly progressWatchers = new Set<Watcher>();
   private nextId = 1;
-  private readonly stats = { watches: 0, eventsSent: 0, messagesSent: 0, progressSent: 0, compacted: 0, slowConsumers: 0, moved: 0, movedRefused: 0, historyWindows: 0, sinkFailures: 0 };
+  private readonly stats = { watches: 0, eventsSent: 0, messagesSent: 0, progressSent: 0, compacted: 0, slowConsumers: 0, moved: 0, movedRefused: 0, snapshotInstalls: 0, historyWindows: 0, sinkFailures: 0 };
 
   constructor(spec: TranslatorSpec) {
     super(spec);
@@ -117,6 +120,7 @@ export class WatchTranslator extends Translator {
       this.pendingLive.push(...entries);
       if (this.pendingLive.length === entries.length) setImmediate(() => this.drainLive());
     });
+    this.unsubscribeInstalls = store.onSnapshotInstalled((s) => this.installed(s));
     const tickMs = Math.max(5, Math.floor(this.o['progress-ms'] / 2));
     this.timer = setInterval(() => this.tick(), tickMs);
     this.timer.unref();
@@ -279,6 +283,22 @@ export class WatchTranslator extends Translator {
     this.stats.messagesSent++;
   }
 
+  /**
+   * A snapshot install moved the commit point to s (see the header): watchers whose cursor is at
+   * or below s end `moved` with it. Entries committed before the install and not yet fanned out
+   * lie below s, so they concern only watchers that have just ended; the live stream goes on
+   * from s + 1 (the store's next onCommitted starts there).
+   */
+  private installed(s: LogPosition): void {
+    this.stats.snapshotInstalls++;
+    for (const w of [...this.watchers.values()]) {
+      const cursor = this.cursorOf(w);
+      if (cursor <= s.rev) this.end(w, snapshotMovedError(this.name, cursor, s.rev));
+    }
+    this.pendingLive = [];
+    this.liveRev = s.rev;
+  }
+
   // ---- replay
 
   private async replay(w: Watcher): Promise<void> {
@@ -426,6 +446,7 @@ export class WatchTranslator extends Translator {
     if (this.timer !== undefined) clearInterval(this.timer);
     if (this.holderTimer !== undefined) clearInterval(this.holderTimer);
     this.unsubscribe?.();
+    this.unsubscribeInstalls?.();
     const bye = coordError('closed', 'the volume is shutting down');
     for (const w of [...this.watchers.values()]) this.end(w, bye);
     this.storeV = undefined;
@@ -439,6 +460,10 @@ function compactedError(cursor: number, compactRev: Rev): CoordError {
 
 function movedError(brick: string, cursor: number, quietMs: number): CoordError {
   return coordError('moved', `${brick} has not heard from a holder for ${Math.round(quietMs)} ms (2·leaseMs or more): its log may be behind the volume's; watch from rev ${cursor} on another master`, { cursor });
+}
+
+function snapshotMovedError(brick: string, cursor: number, s: number): CoordError {
+  return coordError('moved', `${brick} installed a snapshot at rev ${s}, past the watch's cursor: it no longer holds revs ${cursor}..${s} one by one; watch from rev ${cursor} on another master`, { cursor });
 }
 
 export const watchClass: TranslatorClass = {

@@ -52,6 +52,7 @@ import {
   type Address, type AppMessage, type BrickFop, type ClientFop, type WireFop,
 } from '../../src/wire/index.js';
 import { decodeAppendResult, decodeFetchResult, decodeLockResult, decodeProbeResult } from '../../replication/validate-brick.js';
+import { decodeSnapshotChunkResult } from './snapshot-args.js';
 import { ORIGIN_FOPS, type FopArgs, type FopContext, type FopResult, type Origin, type TranslatorDump } from '../fops.js';
 import type { OptionSchema, OptionValues } from '../options.js';
 import { Translator, type TranslatorClass, type TranslatorSpec } from '../translator.js';
@@ -143,6 +144,8 @@ function decodeBrickResult(op: BrickFop, r: unknown): unknown {
       return decodeAppendResult(r);
     case 'fetch':
       return decodeFetchResult(r);
+    case 'snapshotChunk':
+      return decodeSnapshotChunkResult(r);
   }
 }
 

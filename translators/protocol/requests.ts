@@ -6,12 +6,13 @@ import { coordError } from '../../src/common/errors.js';
 import { asSessionId } from '../../src/common/ids.js';
 import { isBrickFop, isClientFop, type BrickFop, type WireFop } from '../../src/wire/index.js';
 import {
-  checkCompactArgs, checkDeleteArgs, checkGetArgs, checkPutArgs, checkRangeArgs, checkSessionIdArgs, checkSessionOpenArgs,
+  checkCompactArgs, checkConfigChangeArgs, checkDeleteArgs, checkGetArgs, checkPutArgs, checkRangeArgs, checkSessionIdArgs, checkSessionOpenArgs,
   checkTxnArgs,
 } from '../../replication/validate.js';
 import { checkAppendArgs, checkFetchArgs, checkLockArgs, checkProbeArgs, copyEntry } from '../../replication/validate-brick.js';
 import { ORIGIN_FOPS, type AppendArgs, type Compare, type FopArgs, type FopName, type Origin, type TxnOp } from '../fops.js';
 import { checkWireUnwatch, checkWireWatch } from '../features/watch-args.js';
+import { checkSnapshotChunkArgs } from './snapshot-args.js';
 import type { StreamOp, StreamRequest } from '../features/watch-streams.js';
 
 type Obj = Readonly<Record<string, unknown>>;
@@ -63,6 +64,8 @@ function checkBrickRequest(op: BrickFop, args: unknown): CheckedRequest<BrickFop
     case 'fetch':
       checkFetchArgs(args);
       return { op, args: pick(args, ['epoch', 'from', 'maxEntries']) };
+    case 'snapshotChunk':
+      return { op, args: checkSnapshotChunkArgs(args) };
   }
 }
 
@@ -104,6 +107,9 @@ export function checkRequest(op: string, args: unknown): CheckedRequest {
     case 'compact':
       checkCompactArgs(args);
       return { op, args: { rev: args.rev } };
+    case 'configChange':
+      checkConfigChangeArgs(args);
+      return { op, args: args.op === 'quorum-count' ? { op: args.op, count: args.count } : { op: args.op, brick: args.brick } };
     case 'sessionOpen':
       checkSessionOpenArgs(args);
       return { op, args: pick(args, ['ttlMs', 'nonce', 'owner', 'client']) };

@@ -3,9 +3,10 @@
 // the store only through features/locks (epoch-fenced appends).
 import { coordError } from '../../src/common/errors.js';
 import { asRev, type Rev } from '../../src/common/ids.js';
+import { logPinRevsMax } from '../../src/common/limits.js';
 import { readGet, readRange } from '../../replication/read.js';
 import type { StateView } from '../../replication/state-view.js';
-import type { BrickStore } from '../../store/index.js';
+import type { BrickStore, BrickStoreOptions } from '../../store/index.js';
 import type { VolumeConfig } from '../../store/types.js';
 import type { BrickStatus, FopContext, GetArgs, ReadOptions } from '../fops.js';
 import type { OptionSchema } from '../options.js';
@@ -18,6 +19,7 @@ export const brickIdentityOptions = {
   'volume-bricks': { type: 'string', description: 'every brick of the volume, host:path separated by spaces (default: this brick alone)' },
   'quorum-count': { type: 'int', min: 0, max: 7, default: 0, description: 'votes needed to commit (0: a majority of the bricks)' },
   'log-retain-revs': { type: 'int', min: 1, max: 10_000_000, default: 10_000, description: 'log entries kept behind the commit point for heals' },
+  'log-pin-revs': { type: 'int', min: 1, max: logPinRevsMax, default: logPinRevsMax, description: 'how far behind the commit point a lagging voter may hold the log; beyond it the voter gets a snapshot heal' },
   'checkpoint-entries': { type: 'int', min: 1, max: 1_000_000, default: 4096, description: 'committed entries held in memory before a checkpoint writes them to the tables' },
   'read-wait-ms': { type: 'time', min: 0, max: 600_000, default: 5_000, description: 'how long a read waits for the brick to reach its minRev' },
 } as const satisfies OptionSchema;
@@ -28,8 +30,14 @@ export interface BrickIdentityValues {
   readonly 'volume-bricks'?: string;
   readonly 'quorum-count': number;
   readonly 'log-retain-revs': number;
+  readonly 'log-pin-revs': number;
   readonly 'checkpoint-entries': number;
   readonly 'read-wait-ms': number;
+}
+
+/** The BrickStore options the identity options set (storage/lmdb and storage/memory alike). */
+export function brickStoreOptionsOf(o: BrickIdentityValues): BrickStoreOptions {
+  return { logRetainRevs: o['log-retain-revs'], logPinRevs: o['log-pin-revs'], checkpointEntries: o['checkpoint-entries'] };
 }
 
 export function volumeConfigOf(o: BrickIdentityValues, defaultBrick: string): { config: VolumeConfig; brick: string } {

@@ -5,7 +5,7 @@ import { resolve } from 'node:path';
 import { openLmdbBrick } from '../../store/index.js';
 import type { OptionSchema, OptionValues } from '../options.js';
 import type { TranslatorClass, TranslatorSpec } from '../translator.js';
-import { brickIdentityOptions, StorageTranslator, volumeConfigOf, type BrickIdentityValues } from './brick.js';
+import { brickIdentityOptions, brickStoreOptionsOf, StorageTranslator, volumeConfigOf, type BrickIdentityValues } from './brick.js';
 
 const options = {
   directory: { type: 'path', description: 'the brick directory (LMDB environment)' },
@@ -29,7 +29,7 @@ export class LmdbStorage extends StorageTranslator {
 
   override async init(): Promise<void> {
     const { config, brick } = volumeConfigOf(this.o, `${hostname()}:${this.dir}`);
-    this.setStore(await openLmdbBrick({ dir: this.dir, fsync: this.o.fsync, config, brick, create: true, logRetainRevs: this.o['log-retain-revs'], checkpointEntries: this.o['checkpoint-entries'] }));
+    this.setStore(await openLmdbBrick({ dir: this.dir, fsync: this.o.fsync, config, brick, create: true, ...brickStoreOptionsOf(this.o) }));
     await super.init();
   }
 

@@ -3,7 +3,7 @@
 import { openMemoryBrick } from '../../store/index.js';
 import type { OptionSchema, OptionValues } from '../options.js';
 import type { TranslatorClass, TranslatorSpec } from '../translator.js';
-import { brickIdentityOptions, StorageTranslator, volumeConfigOf, type BrickIdentityValues } from './brick.js';
+import { brickIdentityOptions, brickStoreOptionsOf, StorageTranslator, volumeConfigOf, type BrickIdentityValues } from './brick.js';
 
 const options = { ...brickIdentityOptions } as const satisfies OptionSchema;
 type Values = OptionValues<typeof options> & BrickIdentityValues;
@@ -20,7 +20,7 @@ export class MemoryStorage extends StorageTranslator {
 
   override async init(): Promise<void> {
     const { config, brick } = volumeConfigOf(this.o, `memory:/${this.name}`);
-    this.setStore(await openMemoryBrick({ config, brick, create: true, logRetainRevs: this.o['log-retain-revs'], checkpointEntries: this.o['checkpoint-entries'] }));
+    this.setStore(await openMemoryBrick({ config, brick, create: true, ...brickStoreOptionsOf(this.o) }));
     await super.init();
   }
 
