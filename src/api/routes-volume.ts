@@ -1,8 +1,9 @@
-// /v1/txn, /v1/compact, the inspection routes (/v1/status, /v1/statedump, /v1/profile) and
+// /v1/txn, /v1/compact, /v1/config, the inspection routes (/v1/status, /v1/statedump, /v1/profile) and
 // /metrics.
 import type { FastifyPluginAsync } from 'fastify';
 import { txnBytesMax, txnOpsMax } from '../common/limits.js';
 import type { Volume } from '../client/volume.js';
+import { CONFIG_OPS, type ConfigChange } from '../../replication/config.js';
 import { METRICS_CONTENT_TYPE, renderMetrics } from './metrics.js';
 import { dumpJson, txnArgs, txnResultJson, type TxnJson } from './shape.js';
 
@@ -55,6 +56,18 @@ export const volumeRoutes: FastifyPluginAsync<{ volume: Volume; extraMetrics?: (
       },
     },
   }, async (req) => txnResultJson(await volume.txn(txnArgs(req.body))));
+
+  // One membership change (DESIGN §4.7), as `coordvol volume reconfigure`.
+  app.post<{ Body: ConfigChange }>('/v1/config', {
+    schema: {
+      body: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['op'],
+        properties: { op: { type: 'string', enum: CONFIG_OPS }, brick: str, count: { type: 'integer', minimum: 1 } },
+      },
+    },
+  }, async (req) => volume.reconfigure(req.body));
 
   app.post<{ Body: { rev: number } }>('/v1/compact', {
     schema: {

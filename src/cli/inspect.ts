@@ -2,7 +2,7 @@
 import { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
 import type { Volume } from '../client/index.js';
-import type { StatusResult } from '../../translators/fops.js';
+import type { SnapshotProgress, StatusResult, VolumeStatus } from '../../translators/fops.js';
 import { run } from './context.js';
 import { columns, table } from './output.js';
 
@@ -21,7 +21,7 @@ export function registerInspect(program: Command): void {
             ['Epoch', volume.epoch],
             ['Commit rev', volume.commitRev],
             ['Compact rev', volume.compactRev],
-            ['Quorum', `${volume.quorum} of ${volume.bricks.length}`],
+            ['Quorum', `${volume.quorum} of ${volume.bricks.filter((b) => b.role === 'holder' || b.role === 'voter').length} voters`],
           ]);
           const bricks = columns(
             ['BRICK', 'ROLE', 'PATH', 'LAST-REV', 'COMMIT-REV', 'LAG', 'KEYS'],
@@ -46,10 +46,10 @@ export function registerInspect(program: Command): void {
           if (!volume) return 'no volume status (is this a brick-only server?)';
           return columns(
             ['BRICK', 'ROLE', 'REACHABLE', 'LAST-REV', 'LAG', 'HEAL'],
-            volume.bricks.map((b) => [b.brickId, b.role, b.reachable === undefined ? '?' : b.reachable ? 'yes' : 'no', String(b.lastRev), String(b.lag), healState(b.lag, b.reachable, b.needsSnapshot)]),
+            volume.bricks.map((b) => [b.brickId, b.role, b.reachable === undefined ? '?' : b.reachable ? 'yes' : 'no', String(b.lastRev), String(b.lag), healState(b)]),
           );
         },
-        json: (r) => ({ commitRev: r.volume?.commitRev, holder: r.volume?.holder, bricks: (r.volume?.bricks ?? []).map((b) => ({ ...b, heal: healState(b.lag, b.reachable, b.needsSnapshot) })) }),
+        json: (r) => ({ commitRev: r.volume?.commitRev, holder: r.volume?.holder, bricks: (r.volume?.bricks ?? []).map((b) => ({ ...b, heal: healState(b) })) }),
       });
     });
 
@@ -84,10 +84,28 @@ export function registerInspect(program: Command): void {
     });
 }
 
-function healState(lag: number, reachable: boolean | undefined, needsSnapshot: boolean | undefined): string {
-  if (lag === 0) return 'healed';
-  if (needsSnapshot === true) return 'needs a snapshot heal (not built yet)';
-  return reachable === false ? 'waiting (unreachable)' : 'in progress';
+type BrickView = VolumeStatus['bricks'][number];
+
+function healState(b: BrickView): string {
+  if (b.snapshot) return `snapshot heal: ${snapshotText(b.snapshot)}`;
+  if (b.lag === 0) return 'healed';
+  if (b.needsSnapshot === true) return 'needs a snapshot heal';
+  return b.reachable === false ? 'waiting (unreachable)' : 'in progress';
+}
+
+/**
+ * A snapshot heal's progress. The export streams the history table and does not know its size
+ * up front, so there is no total to show a fraction of: what has gone, and for how long.
+ */
+function snapshotText(p: SnapshotProgress): string {
+  const mib = (p.bytesSent / (1024 * 1024)).toFixed(1);
+  return `rev ${p.rev}, ${p.versionsSent.toLocaleString('en-US')} versions sent (${mib} MiB, ${p.chunksSent} chunks) in ${(p.elapsedMs / 1000).toFixed(1)} s`;
+}
+
+/** The snapshot heals in flight, as the progress bar's suffix. */
+function snapshotSuffix(s: StatusResult): { snapshot: string } {
+  const heals = (s.volume?.bricks ?? []).filter((b) => b.snapshot !== undefined);
+  return { snapshot: heals.map((b) => ` | ${b.brickId}: snapshot ${(b.snapshot as SnapshotProgress).versionsSent.toLocaleString('en-US')} versions sent`).join('') };
 }
 
 /** Polls status until no reachable brick lags, showing the remaining lag as a progress bar. */
@@ -95,12 +113,13 @@ async function waitHealed(v: Volume, json: boolean): Promise<StatusResult> {
   const lagOf = (s: StatusResult): number => (s.volume?.bricks ?? []).filter((b) => b.reachable !== false).reduce((n, b) => n + b.lag, 0);
   let s = await v.status();
   const total = Math.max(1, lagOf(s));
-  const bar = json || !process.stderr.isTTY ? undefined : new SingleBar({ format: 'heal [{bar}] {value}/{total} revs', stream: process.stderr });
-  bar?.start(total, total - lagOf(s));
+  // A snapshot heal moves a brick's lag only when it installs: the bar shows what it has sent meanwhile.
+  const bar = json || !process.stderr.isTTY ? undefined : new SingleBar({ format: 'heal [{bar}] {value}/{total} revs{snapshot}', stream: process.stderr });
+  bar?.start(total, total - lagOf(s), snapshotSuffix(s));
   while (lagOf(s) > 0) {
     await new Promise((r) => setTimeout(r, 200));
     s = await v.status();
-    bar?.update(Math.max(0, total - lagOf(s)));
+    bar?.update(Math.max(0, total - lagOf(s)), snapshotSuffix(s));
   }
   bar?.stop();
   return s;

@@ -8,6 +8,7 @@ import { registerKv } from './kv.js';
 import { registerLock } from './lock.js';
 import { registerSession } from './session.js';
 import { registerStart } from './start.js';
+import { registerVolume } from './volume.js';
 import { registerWatch } from './watch.js';
 
 const program = new Command();
@@ -27,6 +28,7 @@ registerSession(program);
 registerLock(program);
 registerInspect(program);
 registerCluster(program);
+registerVolume(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   process.stderr.write(`coordvol: ${e instanceof Error ? e.message : String(e)}\n`);

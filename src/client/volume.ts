@@ -4,8 +4,9 @@ import { asRev, asSessionId, type Rev } from '../common/ids.js';
 import type {
   CompactResult, Compare, DeleteResult, FopContext, FopName, FopArgs, FopResult, GetResult, KeySelector,
   ProfileEntry, PutResult, RangeQuery, RangeResult, StatusResult, TranslatorDump, TxnOp, TxnResult, Consistency,
-  CompareOp, CompareTarget, KeyValue, SessionsResult,
+  CompareOp, CompareTarget, KeyValue, SessionsResult, ConfigChangeResult,
 } from '../../translators/fops.js';
+import type { ConfigChange } from '../../replication/config.js';
 import { toBytes } from './codec.js';
 import { openSession, type Session, type SessionOpts } from './session.js';
 import { TxnBuilder, type CompareValue } from './txn-builder.js';
@@ -49,6 +50,12 @@ export interface Volume {
   /** A txn with no compare (its `then` branch always runs). */
   newTxn(): TxnBuilder;
   compact(rev: number): Promise<CompactResult>;
+  /**
+   * Changes the volume's membership by one brick (DESIGN §4.7): add a learner, promote a caught-up
+   * learner to voter, remove a brick, or set quorum-count. Refused `config-pending` while an
+   * earlier change is uncommitted and `learner-behind` until the learner has caught up: retry.
+   */
+  reconfigure(change: ConfigChange): Promise<ConfigChangeResult>;
   status(): Promise<StatusResult>;
   statedump(): Promise<readonly TranslatorDump[]>;
   profile(): Promise<readonly ProfileEntry[]>;
@@ -155,6 +162,10 @@ export class FopVolume implements Volume {
 
   async compact(rev: number): Promise<CompactResult> {
     return this.saw(await this.caller('compact', this.ctx(), { rev: asRev(rev) }));
+  }
+
+  async reconfigure(change: ConfigChange): Promise<ConfigChangeResult> {
+    return this.saw(await this.caller('configChange', this.ctx(), change));
   }
 
   status(): Promise<StatusResult> {

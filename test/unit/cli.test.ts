@@ -151,6 +151,12 @@ describe('coordvol CLI against a started master', () => {
     expect(reserved.status).toBe(1);
     expect(reserved.err).toMatch(/^coordvol: reserved-key: /);
     expect(reserved.err.trim().split('\n')).toHaveLength(1);
+    // A single-brick volume: its only voter cannot go, and a quorum-count of 2 has too few voters.
+    const last = cli(['volume', 'reconfigure', 'quorum-count', '2']);
+    expect(last.status).toBe(1);
+    expect(last.err).toMatch(/^coordvol: invalid-argument: quorum-count 2 must be an integer from a majority \(1\) to the number of voters \(1\)/);
+    const unknown = cli(['volume', 'reconfigure', 'grow', 'x']);
+    expect(unknown.err).toMatch(/^coordvol: invalid-argument: the change is one of add-learner, promote, remove, quorum-count/);
   }, 30_000);
 
   it('a wrong secret is refused with auth-failed; no server gives unavailable', async () => {
