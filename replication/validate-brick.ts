@@ -4,77 +4,19 @@
 // acceptor asserts its preconditions, and an assertion is a bug, not an answer. Also here: the
 // exact-shape copies of entries (so nothing a peer slipped in beside a field is stored), and the
 // decoding of brick results as protocol/client receives them.
-import { coordError, isCoordError, type CoordError } from '../src/common/errors.js';
+import { coordError, isCoordError } from '../src/common/errors.js';
 import type { Epoch, Rev } from '../src/common/ids.js';
-import { checkKey, keyByteLength } from '../src/common/keys.js';
+import { keyByteLength } from '../src/common/keys.js';
 import { messageBytesMax } from '../src/common/limits.js';
 import { isPlainObject } from '../src/common/plain.js';
 import type { Effect, Entry, LogPosition, VolumeConfig } from '../store/types.js';
 import type { AppendArgs, AppendResult, FetchArgs, FetchResult, LockArgs, LockResult, ProbeArgs, ProbeResult } from './messages.js';
+import { bad, checkConfig, copyConfig, key, object, posInt, str, uint, wrong, type Obj } from './wire-fields.js';
 
 /** The most entries one fetch may ask for, and one append may carry. */
 export const brickEntriesMax = 100_000;
 /** candidate and sender: a master's id (host:pid by default). */
 const ID_CHARS_MAX = 256;
-const VOLUME_NAME_CHARS_MAX = 256;
-/** A brick's host:path. */
-const BRICK_CHARS_MAX = 4096;
-const CONFIG_BRICKS_MAX = 1024;
-
-type Obj = Record<string, unknown>;
-
-function bad(field: string, why: string): CoordError {
-  return coordError('invalid-argument', `${field} ${why}`, { field });
-}
-
-function object(v: unknown, field: string): Obj {
-  if (!isPlainObject(v)) throw bad(field, 'must be an object');
-  return v;
-}
-
-function uint(v: unknown, field: string): number {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw bad(field, 'must be a non-negative integer');
-  return v;
-}
-
-function posInt(v: unknown, field: string, max = Number.MAX_SAFE_INTEGER): number {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1 || v > max) {
-    throw bad(field, max === Number.MAX_SAFE_INTEGER ? 'must be a positive integer' : `must be an integer in [1, ${max}]`);
-  }
-  return v;
-}
-
-function str(v: unknown, field: string, maxChars: number): string {
-  if (typeof v !== 'string') throw bad(field, 'must be a string');
-  if (v.length === 0) throw bad(field, 'must not be empty');
-  if (v.length > maxChars) throw bad(field, `is over ${maxChars} characters`);
-  return v;
-}
-
-/** checkKey, with every refusal (key-too-large included) an invalid-argument naming the field. */
-function key(v: unknown, field: string): string {
-  try {
-    checkKey(v, field);
-  } catch (e) {
-    throw isCoordError(e) ? coordError('invalid-argument', e.message, { ...e.details, field }) : e;
-  }
-  return v;
-}
-
-function checkConfig(v: unknown, field: string): void {
-  const c = object(v, field);
-  str(c['volumeName'], `${field}.volumeName`, VOLUME_NAME_CHARS_MAX);
-  const bricks = c['bricks'];
-  if (!Array.isArray(bricks)) throw bad(`${field}.bricks`, 'must be an array');
-  if (bricks.length > CONFIG_BRICKS_MAX) throw bad(`${field}.bricks`, `has over ${CONFIG_BRICKS_MAX} bricks`);
-  bricks.forEach((b, i) => str(b, `${field}.bricks[${i}]`, BRICK_CHARS_MAX));
-  posInt(c['quorumCount'], `${field}.quorumCount`);
-  const learners = c['learners'];
-  if (learners === undefined) return;
-  if (!Array.isArray(learners)) throw bad(`${field}.learners`, 'must be an array');
-  if (bricks.length + learners.length > CONFIG_BRICKS_MAX) throw bad(`${field}.learners`, `voters and learners exceed ${CONFIG_BRICKS_MAX} bricks`);
-  learners.forEach((b, i) => str(b, `${field}.learners[${i}]`, BRICK_CHARS_MAX));
-}
 
 /** One effect; returns the bytes of keys and values it carries. */
 function checkEffect(v: unknown, field: string): number {
@@ -169,11 +111,6 @@ export function checkFetchArgs(a: unknown): asserts a is FetchArgs {
 
 // ---- exact-shape copies
 
-function copyConfig(c: VolumeConfig): VolumeConfig {
-  const base = { volumeName: c.volumeName, bricks: [...c.bricks], quorumCount: c.quorumCount };
-  return c.learners === undefined ? base : { ...base, learners: [...c.learners] };
-}
-
 export function copyEffect(f: Effect): Effect {
   switch (f.t) {
     case 'put':
@@ -203,10 +140,6 @@ export function copyEntry(e: Entry): Entry {
 // checked like requests; they are rebuilt in their declared shape (msgpack gives Buffers for
 // bytes, which are Uint8Arrays, and may drop or add fields a newer peer knows). A value of the
 // wrong type fails the call `protocol-error` rather than reaching the replication engine.
-
-function wrong(what: string): CoordError {
-  return coordError('protocol-error', `malformed brick result: ${what}`);
-}
 
 function rObj(v: unknown, field: string): Obj {
   if (!isPlainObject(v)) throw wrong(`${field} must be an object`);

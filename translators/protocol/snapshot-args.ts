@@ -4,15 +4,15 @@
 // the decoding of its result as protocol/client receives it. A chunk's size is bounded where it is
 // made (store/snapshot.ts, limits.ts: one chunk fits one frame); here a chunk over those bounds is
 // refused rather than buffered.
-import { coordError, isCoordError, type CoordError } from '../../src/common/errors.js';
 import type { Epoch, Rev, VolumeId } from '../../src/common/ids.js';
-import { checkKey, keyByteLength } from '../../src/common/keys.js';
+import { keyByteLength } from '../../src/common/keys.js';
 import { snapshotChunkBytesMax, snapshotChunkVersionsMax } from '../../src/common/limits.js';
 import { isPlainObject } from '../../src/common/plain.js';
 import type { StoredVersion } from '../../store/records.js';
 import type { SnapshotChunk, SnapshotVersion } from '../../store/snapshot.js';
 import type { VolumeConfig } from '../../store/types.js';
 import type { SnapshotChunkFopArgs, SnapshotChunkFopResult } from '../fops.js';
+import { bad, checkConfig, copyConfig, key, object, posInt, str, uint, VOLUME_NAME_CHARS_MAX, wrong, type Obj } from '../../replication/wire-fields.js';
 
 /** A transfer id: the carrier makes a UUID. */
 const TRANSFER_CHARS_MAX = 128;
@@ -20,55 +20,17 @@ const TRANSFER_CHARS_MAX = 128;
 const ID_CHARS_MAX = 256;
 const FORMAT_CHARS_MAX = 64;
 const VOLUME_ID_CHARS_MAX = 256;
-const VOLUME_NAME_CHARS_MAX = 256;
-const BRICK_CHARS_MAX = 4096;
-const CONFIG_BRICKS_MAX = 1024;
 const DIGEST_HEX = /^[0-9a-f]{64}$/;
-
-type Obj = Record<string, unknown>;
-
-function bad(field: string, why: string): CoordError {
-  return coordError('invalid-argument', `${field} ${why}`, { field });
-}
-
-function object(v: unknown, field: string): Obj {
-  if (!isPlainObject(v)) throw bad(field, 'must be an object');
-  return v;
-}
-
-function uint(v: unknown, field: string): number {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw bad(field, 'must be a non-negative integer');
-  return v;
-}
-
-function posInt(v: unknown, field: string): number {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) throw bad(field, 'must be a positive integer');
-  return v;
-}
-
-function str(v: unknown, field: string, maxChars: number): string {
-  if (typeof v !== 'string') throw bad(field, 'must be a string');
-  if (v.length === 0) throw bad(field, 'must not be empty');
-  if (v.length > maxChars) throw bad(field, `is over ${maxChars} characters`);
-  return v;
-}
 
 function bytes(v: unknown, field: string): Uint8Array {
   if (!(v instanceof Uint8Array)) throw bad(field, 'must be bytes');
   return v;
 }
 
-function brickList(v: unknown, field: string): string[] {
-  if (!Array.isArray(v)) throw bad(field, 'must be an array');
-  if (v.length > CONFIG_BRICKS_MAX) throw bad(field, `has over ${CONFIG_BRICKS_MAX} bricks`);
-  return v.map((b: unknown, i) => str(b, `${field}[${i}]`, BRICK_CHARS_MAX));
-}
-
 /** The config in force at s, copied (learners only when present: see store/identity.ts). */
 function config(v: unknown, field: string): VolumeConfig {
-  const c = object(v, field);
-  const out = { volumeName: str(c['volumeName'], `${field}.volumeName`, VOLUME_NAME_CHARS_MAX), bricks: brickList(c['bricks'], `${field}.bricks`), quorumCount: posInt(c['quorumCount'], `${field}.quorumCount`) };
-  return c['learners'] === undefined ? out : { ...out, learners: brickList(c['learners'], `${field}.learners`) };
+  checkConfig(v, field);
+  return copyConfig(v as VolumeConfig);
 }
 
 /**
@@ -78,13 +40,7 @@ function config(v: unknown, field: string): VolumeConfig {
  */
 function version(x: unknown, field: string, s: number): { sv: SnapshotVersion; bytes: number } {
   const o = object(x, field);
-  let k: string;
-  try {
-    checkKey(o['key'], `${field}.key`);
-    k = o['key'];
-  } catch (e) {
-    throw isCoordError(e) ? coordError('invalid-argument', e.message, { ...e.details, field: `${field}.key` }) : e;
-  }
+  const k = key(o['key'], `${field}.key`);
   const rev = posInt(o['rev'], `${field}.rev`);
   if (rev > s) throw bad(`${field}.rev`, `is ${rev}, above the snapshot rev ${s}`);
   const v = object(o['v'], `${field}.v`);
@@ -171,10 +127,6 @@ export function checkSnapshotChunkArgs(a: unknown): SnapshotChunkFopArgs {
 }
 
 // ---- the result as protocol/client receives it (see validate-brick.ts: rebuilt, not re-judged)
-
-function wrong(what: string): CoordError {
-  return coordError('protocol-error', `malformed brick result: ${what}`);
-}
 
 function num(o: Obj, field: string): number {
   const v = o[field];
