@@ -33,10 +33,13 @@ export interface LocalBrick {
 }
 
 /** The durable side of a brick a LocalBrick reads (BrickStore, and the simulator's SimBrick). */
-export type BrickLogState = Pick<LocalBrick, 'promisedEpoch' | 'last' | 'commitRev' | 'compactRev' | 'config' | 'entry' | 'epochAt'>;
+export type BrickLogState = Pick<LocalBrick, 'promisedEpoch' | 'last' | 'commitRev' | 'compactRev' | 'entry' | 'epochAt'>;
 
-/** A LocalBrick over a brick's durable state, its committed view and its lease record. */
-export function localBrickOver(log: BrickLogState, brickId: string, latestView: () => StateView, leaseLapsed: (nowMs: number) => boolean): LocalBrick {
+/**
+ * A LocalBrick over a brick's durable state, its committed view, its lease record and the
+ * newest config in its log (committed or not: elections and quorums go by it, DESIGN §4.1).
+ */
+export function localBrickOver(log: BrickLogState, brickId: string, latestView: () => StateView, leaseLapsed: (nowMs: number) => boolean, newestConfig: () => VolumeConfig): LocalBrick {
   return {
     brickId,
     get promisedEpoch() {
@@ -52,7 +55,7 @@ export function localBrickOver(log: BrickLogState, brickId: string, latestView: 
       return log.compactRev;
     },
     get config() {
-      return log.config;
+      return newestConfig();
     },
     entry: (rev) => log.entry(rev),
     epochAt: (rev) => log.epochAt(rev),

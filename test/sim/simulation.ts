@@ -390,7 +390,7 @@ export class Simulation {
     node.acceptor = new BrickAcceptor(node.brick, { leaseMs: this.o.leaseMs, nowMs: now, ...(this.o.brickBugs ? { bugs: this.o.brickBugs } : {}) });
     const brick = node.brick;
     const acceptor = node.acceptor;
-    const local = localBrickOver(brick, brick.brickId, () => brick.latestView(), (t) => acceptor.leaseLapsed(t));
+    const local = localBrickOver(brick, brick.brickId, () => brick.latestView(), (t) => acceptor.leaseLapsed(t), () => brick.config);
     node.master = new Master(
       { id: `${node.id}.${node.incarnation}`, leaseMs: this.o.leaseMs, driftRho: this.o.driftRho, roundTimeoutMs: this.o.leaseMs, random: this.rnd, fetchMaxEntries: 4, appendMaxEntries: 4, snapshotTimeoutMs: 4 * this.o.leaseMs, ...(this.o.masterBugs ? { bugs: this.o.masterBugs } : {}) },
       local,

@@ -11,14 +11,13 @@ import { asEpoch, asRev, type Rev, type VolumeId } from '../../src/common/ids.js
 import { sessionTickMs } from '../../src/common/limits.js';
 import type { Holder } from '../../replication/holder.js';
 import { learnersOf } from '../../replication/config.js';
-import { localBrickOver, Master, quorumOf, type BrickLogState, type MasterOutput } from '../../replication/master.js';
+import { localBrickOver, Master, quorumOf, type MasterOutput } from '../../replication/master.js';
 import type { BrickReply, BrickRequest } from '../../replication/messages.js';
 import type { WriteOp, WriteResult } from '../../replication/ops.js';
 import {
   checkCompactArgs, checkConfigChangeArgs, checkDeleteArgs, checkGetArgs, checkPutArgs, checkRangeArgs, checkSessionIdArgs, checkSessionOpenArgs, checkTxnArgs,
 } from '../../replication/validate.js';
 import { brickIdOf } from '../../store/identity.js';
-import type { BrickStore } from '../../store/index.js';
 import { LocksTranslator } from '../features/locks.js';
 import { ProtocolClientTranslator } from '../protocol/client.js';
 import type { BrickStatus, FopContext, FopName, GetArgs, RangeArgs, SnapshotProgress, VolumeStatus } from '../fops.js';
@@ -140,7 +139,7 @@ export class ReplicateTranslator extends Translator {
     this.brickId = store.identity.brickId;
     this.bricks.set(this.brickId, first as Translator);
     this.mapRemotes(store.identity.volumeId, store.config.bricks);
-    const local = localBrickOver(logStateOf(store), store.identity.brickId, () => storage.latestView(), (now) => locks.leaseLapsed(now));
+    const local = localBrickOver(store, store.identity.brickId, () => storage.latestView(), (now) => locks.leaseLapsed(now), () => store.logConfig);
     this.master = new Master(
       { id: this.holderId, leaseMs: locks.leaseDurationMs, driftRho: this.o['drift-permille'] / 1000, roundTimeoutMs: locks.leaseDurationMs, random: Math.random, brickIdOf: (b) => brickIdOf(store.identity.volumeId, b) },
       local,
@@ -468,33 +467,6 @@ export class ReplicateTranslator extends Translator {
     this.readWaiters.clear();
     await super.fini();
   }
-}
-
-/**
- * The local brick's log as the master reads it: its config is the newest in the log, committed
- * or not (DESIGN §4.1: a config takes effect when appended), which elections and quorums go by;
- * BrickStore.config is the committed one, which reads and status report.
- */
-function logStateOf(store: BrickStore): BrickLogState {
-  return {
-    get promisedEpoch() {
-      return store.promisedEpoch;
-    },
-    get last() {
-      return store.last;
-    },
-    get commitRev() {
-      return store.commitRev;
-    },
-    get compactRev() {
-      return store.compactRev;
-    },
-    get config() {
-      return store.logConfig;
-    },
-    entry: (rev) => store.entry(rev),
-    epochAt: (rev) => store.epochAt(rev),
-  };
 }
 
 /** A brick status's snapshot field, present only while a snapshot heal streams to it. */
