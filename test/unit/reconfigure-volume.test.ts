@@ -3,64 +3,23 @@
 // added back as a learner (healed, promoted once caught up), then the holder's own brick
 // removed — it steps down once that config commits, a remaining master takes over, and the
 // volume goes on with two voters. Each step is checked in the holder's status.
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { connect, type RemoteVolume, type VolumeStatus } from '../../src/client/index.js';
+import type { VolumeStatus } from '../../src/client/index.js';
 import { reconfigure } from '../../src/cli/volume.js';
-import { startMaster, type Master } from '../../src/daemon/master.js';
-import { replicatedVolfile } from '../../src/daemon/volfiles.js';
-import { loadSecretFile } from '../../translators/protocol/secret.js';
+import { startLocalVolume, until, type Cleanup } from './fixtures/local-volume.js';
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-async function until(cond: () => Promise<boolean>, what: () => string, ms: number): Promise<void> {
-  const t0 = performance.now();
-  while (!(await cond())) {
-    if (performance.now() - t0 > ms) throw new Error(`timed out: ${what()}`);
-    await sleep(20);
-  }
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((ok) => s.listen(0, '127.0.0.1', ok));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise((ok) => s.close(ok));
-  return port;
-}
-
-const cleanup: (() => Promise<unknown>)[] = [];
+const cleanup: Cleanup = [];
 afterAll(async () => {
   for (const c of cleanup.reverse()) await c().catch(() => undefined);
 });
 
 describe('reconfiguration of a 3-master volume', () => {
   it('removes a voter, adds it back as a learner and promotes it, then removes the holder', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'coordvol-reconf-'));
-    cleanup.push(() => rm(dir, { recursive: true, force: true }));
-    const secretFile = join(dir, 'secret');
-    loadSecretFile(secretFile, true);
-    const secret = (await readFile(secretFile, 'utf8')).trim();
-    const ports = [await freePort(), await freePort(), await freePort()];
-    const plan = ports.map((p, i) => ({ listen: `127.0.0.1:${p}`, brick: `127.0.0.1:${join(dir, `m${i}`, 'brick')}` }));
-    const masters: Master[] = [];
-    for (let i = 0; i < 3; i++) {
-      const mdir = join(dir, `m${i}`);
-      await mkdir(mdir, { recursive: true });
-      const volfile = join(mdir, 'coordvol.vol');
-      await writeFile(volfile, replicatedVolfile({ volumeName: 'coordvol', masters: plan, self: i, brickDir: 'brick', secretFile, fsync: false, leaseMs: 100 }));
-      const m = await startMaster({ dir: mdir, volfile });
-      cleanup.push(() => m.close());
-      masters.push(m);
-    }
-    const v: RemoteVolume = await connect({ servers: plan.map((m) => m.listen), secret, timeoutMs: 10_000 });
-    cleanup.push(() => v.close());
+    const { plan, open, holder: holderOf } = await startLocalVolume({ prefix: 'coordvol-reconf-', leaseMs: 100 }, cleanup);
+    const v = await open();
     const status = async (): Promise<VolumeStatus | undefined> => (await v.status().catch(() => undefined))?.volume;
     const roleOf = (s: VolumeStatus | undefined, brick: string): string | undefined => s?.bricks.find((b) => b.path === brick)?.role;
-    await until(async () => (await status())?.holder !== '' && (await status()) !== undefined, () => 'a holder', 30_000);
-    const holder = (await status())?.holder as string;
+    const holder = await holderOf();
     const h = plan.findIndex((m) => m.listen === holder);
     const other = plan.find((_, i) => i !== h) as { listen: string; brick: string };
     await v.put('/k', 'before');

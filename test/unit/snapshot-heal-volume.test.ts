@@ -5,34 +5,11 @@
 // catches up through it: lag 0 in the holder's status, the latest state readable there. With a
 // pin that covers the outage, the same master catches up by appends alone (the holder's log keeps
 // what it needs, including the entry an append to it names as prev).
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { connect, type RemoteVolume } from '../../src/client/index.js';
-import { startMaster, type Master } from '../../src/daemon/master.js';
-import { replicatedVolfile } from '../../src/daemon/volfiles.js';
-import { loadSecretFile } from '../../translators/protocol/secret.js';
+import type { Master } from '../../src/daemon/master.js';
+import { startLocalVolume, until, type Cleanup } from './fixtures/local-volume.js';
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-async function until(cond: () => Promise<boolean>, what: () => string, ms: number): Promise<void> {
-  const t0 = performance.now();
-  while (!(await cond())) {
-    if (performance.now() - t0 > ms) throw new Error(`timed out: ${what()}`);
-    await sleep(20);
-  }
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((ok) => s.listen(0, '127.0.0.1', ok));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise((ok) => s.close(ok));
-  return port;
-}
-
-const cleanup: (() => Promise<unknown>)[] = [];
+const cleanup: Cleanup = [];
 afterAll(async () => {
   for (const c of cleanup.reverse()) await c().catch(() => undefined);
 });
@@ -42,41 +19,17 @@ describe.each([
   { pin: 1_000, snapshots: 0, what: 'a master back within the pinned window is healed by appends alone' },
 ])('a lagging master in a 3-master volume (log-pin-revs $pin)', ({ pin, snapshots, what }) => {
   it(what, async () => {
-    const lease = 100;
-    const dir = await mkdtemp(join(tmpdir(), 'coordvol-snapvol-'));
-    cleanup.push(() => rm(dir, { recursive: true, force: true }));
-    const secretFile = join(dir, 'secret');
-    loadSecretFile(secretFile, true);
-    const secret = (await readFile(secretFile, 'utf8')).trim();
-    const ports = [await freePort(), await freePort(), await freePort()];
-    const plan = ports.map((p, i) => ({ listen: `127.0.0.1:${p}`, brick: `127.0.0.1:${join(dir, `m${i}`, 'brick')}` }));
-    const volfileOf = async (i: number): Promise<string> => {
-      const mdir = join(dir, `m${i}`);
-      await mkdir(mdir, { recursive: true });
-      const text = replicatedVolfile({ volumeName: 'coordvol', masters: plan, self: i, brickDir: 'brick', secretFile, fsync: false, leaseMs: lease })
-        // A short log, pinned at most `pin` revs for a lagging voter: beyond that, a snapshot heal.
-        .replace('    type storage/lmdb\n', `    type storage/lmdb\n    option log-retain-revs 5\n    option log-pin-revs ${pin}\n    option checkpoint-entries 8\n`);
-      expect(text).toContain(`option log-pin-revs ${pin}`);
-      await writeFile(join(mdir, 'coordvol.vol'), text);
-      return join(mdir, 'coordvol.vol');
-    };
-    const start = async (i: number): Promise<Master> => {
-      const m = await startMaster({ dir: join(dir, `m${i}`), volfile: await volfileOf(i) });
-      cleanup.push(() => m.close());
-      return m;
-    };
-    const masters = await Promise.all([0, 1, 2].map(start));
-    const open = async (servers: string[]): Promise<RemoteVolume> => {
-      const v = await connect({ servers, secret, timeoutMs: 10_000 });
-      cleanup.push(() => v.close());
-      return v;
-    };
-    const all = await open(plan.map((m) => m.listen));
-    let holder = '';
-    await until(async () => {
-      holder = (await all.status().catch(() => undefined))?.volume?.holder ?? '';
-      return holder !== '';
-    }, () => 'a holder', 30_000);
+    const { plan, masters, start, open, holder: holderOf } = await startLocalVolume({
+      prefix: 'coordvol-snapvol-',
+      leaseMs: 100,
+      // A short log, pinned at most `pin` revs for a lagging voter: beyond that, a snapshot heal.
+      edit: (text) => {
+        const edited = text.replace('    type storage/lmdb\n', `    type storage/lmdb\n    option log-retain-revs 5\n    option log-pin-revs ${pin}\n    option checkpoint-entries 8\n`);
+        expect(edited).toContain(`option log-pin-revs ${pin}`);
+        return edited;
+      },
+    }, cleanup);
+    const holder = await holderOf();
     const v = plan.findIndex((m) => m.listen !== holder);
     const rest = plan.filter((_, i) => i !== v).map((m) => m.listen);
     const writer = await open(rest);
@@ -93,7 +46,6 @@ describe.each([
 
     // It comes back: past the pinned window the holder can only heal it with a snapshot.
     const back = await start(v);
-    masters[v] = back;
     await until(async () => (await lagging())?.lag === 0, () => 'the returning brick to catch up', 30_000);
     const locks = (await back.top.call('statedump', {}, {})).find((d) => d.type === 'features/locks')?.state ?? {};
     expect(locks['snapshotsInstalled']).toBe(snapshots);

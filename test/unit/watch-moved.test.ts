@@ -14,33 +14,20 @@
 //    brick really stops hearing from the holder; the watch of a client that lists the other
 //    masters moves to one of them, a watch started there during the cut moves at once, and a
 //    client that lists that master alone waits it out — each delivers every rev once, in order.
-import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer, type AddressInfo, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import type { Socket } from 'node:net';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { buildApi } from '../../src/api/app.js';
-import { connect, type RemoteVolume, type Watcher } from '../../src/client/index.js';
+import type { RemoteVolume, Watcher } from '../../src/client/index.js';
 import { FopVolume } from '../../src/client/volume.js';
 import { type CoordError } from '../../src/common/errors.js';
 import { asEpoch, asRev, asSessionId, type Rev } from '../../src/common/ids.js';
-import { startMaster, type Master } from '../../src/daemon/master.js';
-import { replicatedVolfile } from '../../src/daemon/volfiles.js';
+import type { Master } from '../../src/daemon/master.js';
 import type { Effect, Entry } from '../../store/index.js';
-import { loadSecretFile } from '../../translators/protocol/secret.js';
 import { buildGraph, registry, type Clock, type Graph, type Translator } from '../../translators/index.js';
 import type { AppendResult, SharedWatchEvent, WatchSink } from '../../translators/fops.js';
 import { consumeWatch, refusal, type Consumed } from './helpers.js';
 import { Proxy } from './net-fixtures.js';
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-async function until(cond: () => boolean | Promise<boolean>, what: () => string, ms = 10_000): Promise<void> {
-  const t0 = performance.now();
-  while (!(await cond())) {
-    if (performance.now() - t0 > ms) throw new Error(`timed out: ${what()}`);
-    await sleep(5);
-  }
-}
+import { freePort, sleep, startLocalVolume, until } from './fixtures/local-volume.js';
 
 const cleanup: (() => Promise<unknown>)[] = [];
 afterAll(async () => {
@@ -282,25 +269,10 @@ describe('the library and the HTTP API over a brick that moves watches', () => {
 
 // ---- a 3-master volume in this process, its masters linked through proxies that can be cut
 
-/** A free loopback port (closed again at once: a master listens on it next). */
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((ok) => s.listen(0, '127.0.0.1', ok));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise((ok) => s.close(ok));
-  return port;
-}
-
 describe('moved across a 3-master volume', () => {
   it('a master cut off from the others ends its watches moved; clients resume them on another master (or there, once it hears a holder) from the last rev + 1', async () => {
     const lease = 150;
-    const dir = await mkdtemp(join(tmpdir(), 'coordvol-moved-'));
-    cleanup.push(() => rm(dir, { recursive: true, force: true }));
-    const secretFile = join(dir, 'secret');
-    loadSecretFile(secretFile, true);
-    const secret = (await readFile(secretFile, 'utf8')).trim();
     const ports = [await freePort(), await freePort(), await freePort()];
-    const plan = ports.map((p, i) => ({ listen: `127.0.0.1:${p}`, brick: `127.0.0.1:${join(dir, `m${i}`, 'brick')}` }));
     // proxies[i][j]: master i's link to master j.
     const proxies: Proxy[][] = [];
     const sockets = new Set<Socket>();
@@ -315,22 +287,18 @@ describe('moved across a 3-master volume', () => {
         (proxies[i] as Proxy[]).push(p);
       }
     }
-    const masters: Master[] = await Promise.all(plan.map(async (_, i) => {
-      const mdir = join(dir, `m${i}`);
-      await mkdir(mdir, { recursive: true });
-      let text = replicatedVolfile({ volumeName: 'coordvol', masters: plan, self: i, brickDir: 'brick', secretFile, fsync: false, leaseMs: lease });
-      for (let j = 0; j < 3; j++) if (j !== i) text = text.replace(`option remote ${plan[j]?.listen}\n`, `option remote 127.0.0.1:${proxies[i]?.[j]?.port}\n`);
-      expect(text.match(/option remote 127\.0\.0\.1:(\d+)/g)?.map((l) => Number(l.split(':')[1]))).toEqual([0, 1, 2].filter((j) => j !== i).map((j) => proxies[i]?.[j]?.port));
-      await writeFile(join(mdir, 'coordvol.vol'), text);
-      const m = await startMaster({ dir: mdir, volfile: join(mdir, 'coordvol.vol') });
-      cleanup.push(() => m.close());
-      return m;
-    }));
-    const open = async (servers: string[]): Promise<RemoteVolume> => {
-      const v = await connect({ servers, secret, timeoutMs: 5_000 });
-      cleanup.push(() => v.close());
-      return v;
-    };
+    const { plan, masters, open } = await startLocalVolume({
+      prefix: 'coordvol-moved-',
+      leaseMs: lease,
+      ports,
+      clientTimeoutMs: 5_000,
+      edit: (volfile, i, planned) => {
+        let text = volfile;
+        for (let j = 0; j < 3; j++) if (j !== i) text = text.replace(`option remote ${planned[j]?.listen}\n`, `option remote 127.0.0.1:${proxies[i]?.[j]?.port}\n`);
+        expect(text.match(/option remote 127\.0\.0\.1:(\d+)/g)?.map((l) => Number(l.split(':')[1]))).toEqual([0, 1, 2].filter((j) => j !== i).map((j) => proxies[i]?.[j]?.port));
+        return text;
+      },
+    }, cleanup);
     const all = await open(plan.map((m) => m.listen));
     let holder = '';
     await until(async () => {
