@@ -29,7 +29,8 @@ export interface BrickStatus {
   readonly commitRev: Rev;
   readonly compactRev: Rev;
   readonly promisedEpoch: Epoch;
-  readonly keys: number;
+  /** Client keys at its commit point; absent for a remote brick in a volume status (not asked). */
+  readonly keys?: number;
 }
 
 export interface VolumeStatus {

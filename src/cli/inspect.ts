@@ -25,7 +25,7 @@ export function registerInspect(program: Command): void {
           ]);
           const bricks = columns(
             ['BRICK', 'ROLE', 'PATH', 'LAST-REV', 'COMMIT-REV', 'LAG', 'KEYS'],
-            volume.bricks.map((b) => [b.brickId, b.role, b.path, String(b.lastRev), String(b.commitRev), String(b.lag), String(b.keys)]),
+            volume.bricks.map((b) => [b.brickId, b.role, b.path, String(b.lastRev), String(b.commitRev), String(b.lag), b.keys === undefined ? '-' : String(b.keys)]),
           );
           return `${head}\n\n${bricks}`;
         },

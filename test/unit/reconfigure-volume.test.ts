@@ -29,6 +29,9 @@ describe('reconfiguration of a 3-master volume', () => {
     expect(removed.config.bricks).toEqual(plan.map((m) => m.brick).filter((b) => b !== other.brick).sort());
     let s = await status();
     expect(s?.quorum).toBe(2);
+    // Keys are counted at the holder's own brick; the others' are not asked for ('-' in the CLI).
+    expect(s?.bricks.find((b) => b.role === 'holder')?.keys).toBe(1);
+    expect(s?.bricks.filter((b) => b.role !== 'holder').map((b) => b.keys)).toEqual([undefined]);
     expect(roleOf(s, other.brick)).toBeUndefined();
     await v.put('/k', 'two voters');
     // A second change waits for nothing here (the first has committed); a malformed one is refused.
@@ -51,10 +54,16 @@ describe('reconfiguration of a 3-master volume', () => {
     // Remove the holder's own brick: it steps down once that commits; another master holds the lock.
     const holderBrick = plan[h]?.brick as string;
     await v.reconfigure({ op: 'remove', brick: holderBrick });
+    // The others elect a holder; their status says so (the removed master hears from no holder).
+    const rest = await open(plan.filter((_, i) => i !== h).map((m) => m.listen));
     await until(async () => {
-      s = await status();
+      s = (await rest.status().catch(() => undefined))?.volume;
       return s !== undefined && s.holder !== '' && s.holder !== holder;
     }, () => `a new holder: ${JSON.stringify(s)}`, 20_000);
+    // The removed master refuses writes at once with not-holder (nothing applied), so a client
+    // that lists other masters moves on, and one that knows only it learns why.
+    const removedOnly = await open([holder]);
+    await expect(removedOnly.put('/k', 'via the removed master')).rejects.toMatchObject({ code: 'not-holder' });
     expect(s?.bricks.map((b) => b.path).sort()).toEqual(plan.map((m) => m.brick).filter((b) => b !== holderBrick).sort());
     const after = await v.put('/k', 'after');
     const r = await v.get('/k');

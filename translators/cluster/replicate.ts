@@ -10,7 +10,7 @@ import { coordError, isCoordError, type CoordError } from '../../src/common/erro
 import { asEpoch, asRev, type Rev, type VolumeId } from '../../src/common/ids.js';
 import { sessionTickMs } from '../../src/common/limits.js';
 import type { Holder } from '../../replication/holder.js';
-import { learnersOf } from '../../replication/config.js';
+import { learnersOf, membersOf } from '../../replication/config.js';
 import { localBrickOver, Master, quorumOf, type MasterOutput } from '../../replication/master.js';
 import type { BrickReply, BrickRequest } from '../../replication/messages.js';
 import type { WriteOp, WriteResult } from '../../replication/ops.js';
@@ -18,6 +18,7 @@ import {
   checkCompactArgs, checkConfigChangeArgs, checkDeleteArgs, checkGetArgs, checkPutArgs, checkRangeArgs, checkSessionIdArgs, checkSessionOpenArgs, checkTxnArgs,
 } from '../../replication/validate.js';
 import { brickIdOf } from '../../store/identity.js';
+import type { VolumeConfig } from '../../store/types.js';
 import { LocksTranslator } from '../features/locks.js';
 import { ProtocolClientTranslator } from '../protocol/client.js';
 import type { BrickStatus, FopContext, FopName, GetArgs, RangeArgs, SnapshotProgress, VolumeStatus } from '../fops.js';
@@ -71,6 +72,8 @@ export class ReplicateTranslator extends Translator {
   private lastStepDown: string | undefined;
   private ticker: NodeJS.Timeout | undefined;
   private forwarded = 0;
+  /** isMember()'s answer for the config object it was computed from. */
+  private memberOf: { readonly config: VolumeConfig; readonly member: boolean } | undefined;
   /** Carries out the holder's snapshot heals (DESIGN §4.8) from the local brick. */
   private readonly snapshots: SnapshotSender;
 
@@ -262,11 +265,24 @@ export class ReplicateTranslator extends Translator {
       const now = this.env.clock.nowMs();
       const to = h === undefined ? this.holderLink(now) : undefined;
       if (to) return { kind: 'forward', to };
+      // A master whose brick a config entry removed hears from no holder again: it refuses at
+      // once (nothing applied), so the client moves to another master rather than wait here.
+      if (!this.isMember()) throw coordError('not-holder', "this master's brick is not a member of the volume (a config entry removed it): ask another master");
       if (now >= deadline) {
         throw coordError('not-holder', `no master holds the volume lock${this.lastStepDown ? ` (${this.lastStepDown})` : ''}`);
       }
       await this.whenReady(Math.min(deadline, now + 20));
     }
+  }
+
+  /** The local brick is a voter or learner of the newest config in its log. */
+  private isMember(): boolean {
+    const config = (this.storage as StorageTranslator).store.logConfig;
+    if (config !== this.memberOf?.config) {
+      const volumeId = (this.storage as StorageTranslator).store.identity.volumeId;
+      this.memberOf = { config, member: membersOf(config).some((b) => brickIdOf(volumeId, b) === this.brickId) };
+    }
+    return this.memberOf.member;
   }
 
   /**
@@ -415,7 +431,7 @@ export class ReplicateTranslator extends Translator {
       // (its durable last rev; the commit point it was told, at most that).
       const told = asRev(Math.min(v?.matched ?? 0, commitRev));
       const path = roles.get(id)?.path ?? this.brickPaths.get(id) ?? '';
-      const base: BrickStatus = isLocal && brick ? brick : { brickId: id, path, lastEpoch: asEpoch(0), lastRev: v?.matched ?? asRev(0), commitRev: told, compactRev: store.compactRev, promisedEpoch: asEpoch(0), keys: 0 };
+      const base: BrickStatus = isLocal && brick ? brick : { brickId: id, path, lastEpoch: asEpoch(0), lastRev: v?.matched ?? asRev(0), commitRev: told, compactRev: store.compactRev, promisedEpoch: asEpoch(0) };
       const role: VolumeStatus['bricks'][number]['role'] = isLocal && h ? 'holder' : (roles.get(id)?.role ?? 'removed');
       // The holder knows what each voter has durably acked; elsewhere only the local brick is known.
       const lastRev = v ? v.matched : base.lastRev;
