@@ -26,6 +26,8 @@ export interface OpenBrickOptions extends BrickStoreOptions {
   readonly brick: string;
   /** Create the brick if the store is empty (first start of a master from its volfile). */
   readonly create: boolean;
+  /** Why an empty store must not be created after all (a brick that lost its store: see openLmdbBrick). */
+  readonly refuseCreate?: string;
 }
 
 /** Opens (or creates) a brick on any engine, checking it belongs to the configured volume. */
@@ -35,6 +37,7 @@ export async function openBrick(engine: StorageEngine, opts: OpenBrickOptions): 
   let store = await BrickStore.open(engine, opts);
   if (!store) {
     if (!opts.create) throw coordError('store-invalid', 'the store holds no brick (empty); a brick is created only from its volfile');
+    if (opts.refuseCreate !== undefined) throw coordError('store-invalid', opts.refuseCreate);
     if (!opts.config.bricks.includes(opts.brick)) {
       throw coordError('store-invalid', `brick ${opts.brick} is not in the volume's brick list [${opts.config.bricks.join(', ')}]`);
     }
