@@ -80,10 +80,15 @@ function decodeStored(value: Uint8Array): StoredResult {
   return s;
 }
 
-/** The holder's view of one client: the highest ackedSeq seen, and the highest seq with a record. */
+/**
+ * The holder's view of one client: the highest ackedSeq seen, the highest seq with a record, and
+ * each slot's key metadata (createRev, version) — complete for the client, since its records are
+ * loaded whole and only this holder writes them — so recording a result looks nothing up.
+ */
 interface ClientState {
   acked: number;
   maxSeq: number;
+  readonly slots: Map<number, { readonly createRev: Rev; readonly version: number }>;
 }
 
 const slotOf = (id: SessionId, seq: number): string => dedupeKey(id, seq % dedupeWindowMax);
@@ -134,10 +139,11 @@ export class DedupeTable {
     const st = this.state(view, o.clientId);
     // check() refused seq − acked > W, so the slot's previous write (seq − W or below) is acked.
     assert(o.seq - st.acked <= dedupeWindowMax, `dedupe slot of ${o.seq} holds an acked result (acked ${st.acked})`);
-    const key = slotOf(o.clientId, o.seq);
-    const old = view.get(key);
+    const index = o.seq % dedupeWindowMax;
+    const old = st.slots.get(index);
     const value = pack({ seq: o.seq, acked: st.acked, result: withoutValues(ev.outcome.result) } satisfies StoredResult);
-    const slot: Effect = { t: 'put', key, value, createRev: old ? old.createRev : rev, version: old ? old.version + 1 : 1, session: NO_SESSION };
+    const slot: Effect = { t: 'put', key: dedupeKey(o.clientId, index), value, createRev: old ? old.createRev : rev, version: old ? old.version + 1 : 1, session: NO_SESSION };
+    st.slots.set(index, { createRev: slot.createRev, version: slot.version });
     st.maxSeq = Math.max(st.maxSeq, o.seq);
     return { effects: [...ev.effects, slot], outcome: ev.outcome };
   }
@@ -150,12 +156,13 @@ export class DedupeTable {
   private state(view: StateView, id: SessionId): ClientState {
     let st = this.clients.get(id);
     if (st === undefined) {
-      st = { acked: 0, maxSeq: 0 };
+      st = { acked: 0, maxSeq: 0, slots: new Map() };
       const prefix = dedupePrefix(id);
       for (const { record } of view.scan({ start: prefix, end: prefixEnd(prefix) })) {
         const s = decodeStored(record.value);
         st.acked = Math.max(st.acked, s.acked);
         st.maxSeq = Math.max(st.maxSeq, s.seq);
+        st.slots.set(s.seq % dedupeWindowMax, { createRev: record.createRev, version: record.version });
       }
       this.clients.set(id, st);
     }
