@@ -7,7 +7,8 @@
 // - a write refused unapplied, or a cas answered "not succeeded", has no value committed (a
 //   resend is the same op: exactly-once, DESIGN §3; see also exactly-once-checks.ts);
 // - after the quiet period the bricks have converged: one holder, equal committed logs (the
-//   parts their trimmed logs hold) and equal committed states.
+//   parts their trimmed logs hold) and equal committed states; then every watcher is streaming
+//   and caught up (watch-clients.ts).
 import { Buffer } from 'node:buffer';
 import { asRev, type Rev } from '../../src/common/ids.js';
 import { prefixEnd } from '../../src/common/keys.js';
@@ -22,6 +23,7 @@ const dec = (b: Uint8Array): string => Buffer.from(b).toString();
 export function checkRun(r: SimResult): void {
   const committed = r.checks.committedPrefix();
   checkConverged(r, committed);
+  r.finishWatches?.();
   const at = putsByValue(committed);
   checkWritesCommitted(r.history, at);
   checkSettledWrites(r.history, committed, at);

@@ -14,6 +14,7 @@
 import { Buffer } from 'node:buffer';
 import { asRev, type Epoch, type Rev } from '../../src/common/ids.js';
 import { configProblem, quorumOf } from '../../replication/config.js';
+import type { StateView } from '../../replication/state-view.js';
 import type { BrickWrite, Entry, LogPosition, VolumeConfig } from '../../store/types.js';
 import { configOf, SimBrick, snapshotDiff, type SimSnapshot } from './sim-brick.js';
 
@@ -141,6 +142,17 @@ export class LogChecks {
   committedState(rev: Rev): SimSnapshot {
     if (this.replay === undefined || rev > this.drained) throw new SimViolation('committed-lost', `the committed prefix ends at ${this.drained}, below ${rev}`);
     return this.replay.exportSnapshot(rev);
+  }
+
+  /** The committed state at `rev` (within the committed prefix), every version kept: what a read at `rev` must return. */
+  committedView(rev: Rev): StateView {
+    if (this.replay === undefined || rev > this.drained) throw new SimViolation('committed-lost', `the committed prefix ends at ${this.drained}, below ${rev}`);
+    return this.replay.viewAt(rev);
+  }
+
+  /** The compactRev at the end of the committed prefix drained so far. */
+  get committedCompactRev(): Rev {
+    return this.replay?.compactRev ?? asRev(0);
   }
 
   /** The config in force at the end of the committed prefix drained so far. */

@@ -39,7 +39,7 @@ for (let seed = o.from; seed < o.from + o.seeds; seed++) {
   totals.configs += s.configsCommitted ?? 0;
   totals.configsWhileStale += s.operatorAppliedWhileStale ?? 0;
   if (r.ok) {
-    console.log(`seed ${seed} ok  ${r.ms.toFixed(0)} ms  ops ${s.ops}  committed ${s.committed}  elections ${s.elections}  holders ${s.holders}  crashes ${s.crashes}  partitions ${s.partitions}  lost ${s.lost}  sessions ${s.sessions} (${s.sessionsBounded} ended in bound, ${s.keepaliveAcks} keepalive acks)  snapshots ${s.snapshotsInstalled}  configs ${s.configsCommitted}`);
+    console.log(`seed ${seed} ok  ${r.ms.toFixed(0)} ms  ops ${s.ops}  committed ${s.committed}  elections ${s.elections}  holders ${s.holders}  crashes ${s.crashes}  partitions ${s.partitions}  lost ${s.lost}  sessions ${s.sessions} (${s.sessionsBounded} ended in bound, ${s.keepaliveAcks} keepalive acks)  snapshots ${s.snapshotsInstalled}  configs ${s.configsCommitted}  watch events ${s.watchEvents} (${s.watchRevs} revs, ${s.watchProgress} progress, ${s.watchClientMoved} moved, ${s.watchResyncs} resyncs)`);
     continue;
   }
   failed++;

@@ -23,6 +23,7 @@ export const BUGS = {
   'config-before-commit': { master: { configBeforeCommit: true } },
   'count-learners': { master: { countLearners: true } },
   'stale-snapshot': { carrier: { staleSnapshot: true } },
+  'snapshot-keeps-watches': { carrier: { snapshotKeepsWatches: true } },
 } as const satisfies Record<string, { master?: MasterBugs; brick?: BrickBugs; carrier?: CarrierBugs }>;
 export type BugName = keyof typeof BUGS;
 

@@ -334,6 +334,28 @@ export class SimBrick implements BrickLog {
     return this.latest;
   }
 
+  /**
+   * The changes to keys in `range` at revs in [from, to), rebuilt from the versions kept — as
+   * features/watch's historyWindow rebuilds them from the history tables for revs older than the
+   * log — grouped by rev in rev order, each rev's keys in key order (a delete: record undefined).
+   * Revs without a change in the range are absent. `to` ≤ commitRev + 1 (versions exist only up
+   * to the commit point).
+   */
+  changesBetween(range: KeyRange, from: Rev, to: Rev): { rev: Rev; changes: { key: string; record: KeyRecord | undefined }[] }[] {
+    if (!(to <= this.commitRevV + 1)) assert(false, `${this.brickId}: changes up to ${to - 1} ≤ commitRev ${this.commitRevV}`);
+    const byRev = new Map<number, { key: string; record: KeyRecord | undefined }[]>();
+    for (const [key, vs] of this.keys.entries(range.start)) {
+      if (range.end !== undefined && asciiOrder(key, range.end) >= 0) break;
+      for (let i = countUpTo(vs, asRev(from - 1)); i < vs.revs.length && (vs.revs[i] as Rev) < to; i++) {
+        const rev = vs.revs[i] as Rev;
+        let group = byRev.get(rev);
+        if (!group) byRev.set(rev, (group = []));
+        group.push({ key, record: vs.recs[i] });
+      }
+    }
+    return [...byRev.entries()].sort((a, b) => a[0] - b[0]).map(([rev, changes]) => ({ rev: asRev(rev), changes }));
+  }
+
   /** Entries firstRev..commitRev (a copy). */
   committedLog(): readonly Entry[] {
     return this.entries.slice(0, Math.max(0, this.commitRevV - this.firstRevV + 1));

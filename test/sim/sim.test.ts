@@ -12,6 +12,10 @@ describe('replication simulator', () => {
     let snapshots = 0;
     let configs = 0;
     let configsWhileStale = 0;
+    let watchEvents = 0;
+    let watchMovedBySnapshot = 0;
+    let watchResyncs = 0;
+    let watchHistoryRevs = 0;
     for (let seed = 1; seed <= SEEDS; seed++) {
       const r = runSeed(seed);
       if (!r.ok) expect.fail(`seed ${seed}: ${r.violation?.message}\nreproduce: ${reproduceCommand(seed)}`);
@@ -20,6 +24,10 @@ describe('replication simulator', () => {
       snapshots += r.stats.snapshotsChecked ?? 0;
       configs += r.stats.configsCommitted ?? 0;
       configsWhileStale += r.stats.operatorAppliedWhileStale ?? 0;
+      watchEvents += r.stats.watchEvents ?? 0;
+      watchMovedBySnapshot += r.stats.watchServiceMovedSnapshot ?? 0;
+      watchResyncs += r.stats.watchResyncs ?? 0;
+      watchHistoryRevs += r.stats.watchServiceHistoryRevs ?? 0;
       // Faults happened and the volume made progress through them, on every seed (a little on a
       // seed where quorum-count was every voter when one crashed: nothing commits until it is back).
       expect(r.stats.committed).toBeGreaterThan(50);
@@ -30,6 +38,13 @@ describe('replication simulator', () => {
     expect(snapshots).toBeGreaterThan(SEEDS);
     expect(configs).toBeGreaterThan(SEEDS);
     expect(configsWhileStale).toBeGreaterThan(SEEDS / 4);
+    // Watch streams carried events through it all, each checked against the committed log; some
+    // were ended by a snapshot install, some replayed revs from below a trimmed log, and some
+    // were overtaken by compaction and resynced.
+    expect(watchEvents).toBeGreaterThan(SEEDS * 200);
+    expect(watchMovedBySnapshot).toBeGreaterThan(SEEDS / 4);
+    expect(watchHistoryRevs).toBeGreaterThan(SEEDS);
+    expect(watchResyncs).toBeGreaterThan(SEEDS / 4);
   }, 240_000);
 
   it('replays a seed exactly', () => {

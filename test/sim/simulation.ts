@@ -34,6 +34,14 @@
 // invoked at its first send and completed at its final answer. ackedSeq is the highest seq the
 // client has settled (answered or given up), with every lower one. A refusal `stale-retry` or
 // `too-many-in-flight` is a violation: the client never sends either.
+//
+// Watches (DESIGN §6; "compaction and snapshot heals under live watches"): each brick serves watch
+// streams from its committed log (watch-service.ts: moved when it has not heard from a holder for
+// 2·leaseMs or a snapshot install passes a cursor, compacted at or below its compactRev), and a
+// few watch clients (watch-clients.ts) resume them elsewhere as the client library does; what
+// they receive is checked against the committed log (watch-checks.ts). The watches draw from a
+// PRNG of their own and change no replication state: a seed's replication run is the same with
+// or without them.
 import { Buffer } from 'node:buffer';
 import { AssertionError } from '../../src/common/assert.js';
 import { asRev, type Rev, type SessionId } from '../../src/common/ids.js';
@@ -54,6 +62,9 @@ import { SESSION_CLIENT_BASE, SessionClients, type ClientSession, type SessionRe
 import { membersOf } from '../../replication/config.js';
 import { Operator } from './operator.js';
 import { SimBrick, type SimBrickOptions, type SimSnapshot } from './sim-brick.js';
+import { WatchChecks } from './watch-checks.js';
+import { WatchClients } from './watch-clients.js';
+import { WatchService } from './watch-service.js';
 
 export interface SimOptions {
   readonly seed: number;
@@ -108,12 +119,16 @@ export interface SimOptions {
   readonly reconfigEveryMs?: number;
   /** Mean ms between compactions (compact(rev) a little below the commit point); 0: none. */
   readonly compactEveryMs?: number;
+  /** Watch clients (watch-clients.ts); default: seed-chosen, 2–4. */
+  readonly watchers?: number;
 }
 
 /** Broken variants of the snapshot carrier (bite tests only). */
 export interface CarrierBugs {
   /** Ship the committed state one rev below s, labelled s (a snapshot taken before its last commit applied). */
   readonly staleSnapshot?: boolean;
+  /** A snapshot install does not end the watches it passes: they skip silently from their cursor to s + 1 (watch-service.ts). */
+  readonly snapshotKeepsWatches?: boolean;
 }
 
 /** A client operation as the history records it: the KvOp for the checker, plus what the product answered. */
@@ -146,6 +161,8 @@ export interface SimResult {
   readonly config: VolumeConfig;
   /** The voters and learners of the config committed last: the bricks that must converge. */
   readonly members: readonly string[];
+  /** The watch clients' end-of-run check (watch-clients.ts), run once the bricks are known converged. */
+  readonly finishWatches?: () => void;
 }
 
 /**
@@ -187,6 +204,8 @@ class SimNode {
   /** Simulated time of the last boot, and of the brick's last log change (append or truncation). */
   bootMs = 0;
   logChangedMs = 0;
+  /** The node's clock when its brick last heard from a holder (features/locks' lastHeardMs), or booted. */
+  heardMs = 0;
   up = true;
   acceptor!: BrickAcceptor;
   master!: Master;
@@ -248,7 +267,7 @@ interface ClientState {
 export class Simulation {
   readonly agenda = new Agenda();
   private readonly rnd: Random;
-  private readonly o: Required<Omit<SimOptions, 'brickBugs' | 'masterBugs' | 'carrierBugs'>> & Pick<SimOptions, 'brickBugs' | 'masterBugs' | 'carrierBugs'>;
+  private readonly o: Required<Omit<SimOptions, 'brickBugs' | 'masterBugs' | 'carrierBugs' | 'watchers'>> & Pick<SimOptions, 'brickBugs' | 'masterBugs' | 'carrierBugs'>;
   /** KV clients stop starting ops then. */
   private clientsUntilMs = 0;
   private readonly nodes: SimNode[] = [];
@@ -282,6 +301,15 @@ export class Simulation {
   private churnCuts: [number, number][] = [];
   /** A churn burst is on until then: the other faults wait. */
   private churnUntil = 0;
+  /**
+   * Watches (DESIGN §6): served by the bricks, followed by watch clients, checked against the
+   * committed log. They draw from a PRNG of their own and change no replication state, so a
+   * seed's replication run is the same with them as without.
+   */
+  private readonly watchService: WatchService;
+  private readonly watchClients: WatchClients;
+  readonly watchChecks = new WatchChecks(this.checks);
+  private readonly watchers: number;
 
   constructor(opts: SimOptions) {
     this.o = {
@@ -323,6 +351,45 @@ export class Simulation {
       },
       this.sessionChecks,
       { slots: this.o.sessionClients, startUntilMs: this.o.durationMs - 1_500, stopByMs: this.o.durationMs },
+    );
+    const watchRnd = seededRandom((opts.seed ^ 0x5bd1e995) >>> 0);
+    this.watchers = opts.watchers ?? 2 + Math.floor(3 * watchRnd());
+    this.watchService = new WatchService({
+      rnd: watchRnd,
+      leaseMs: this.o.leaseMs,
+      maxDelayMs: this.o.maxDelayMs,
+      lossRate: this.o.lossRate,
+      progressMs: this.o.leaseMs,
+      bugs: { ...(this.o.carrierBugs?.snapshotKeepsWatches === true ? { snapshotKeepsWatches: true } : {}) },
+      now: () => this.agenda.nowMs,
+      after: (ms, run) => this.agenda.after(ms, run),
+      nodes: this.nodes.length,
+      brick: (n) => (this.nodes[n] as SimNode).brick,
+      up: (n) => (this.nodes[n] as SimNode).up,
+      incarnation: (n) => (this.nodes[n] as SimNode).incarnation,
+      quietMs: (n) => {
+        const node = this.nodes[n] as SimNode;
+        return node.now(this.agenda.nowMs) - node.heardMs;
+      },
+      reachable: (n) => this.reachable(-1, n),
+      faultsOn: () => this.faultsOn,
+      tracing: this.o.trace,
+      trace: (line) => this.trace(line),
+    });
+    this.watchClients = new WatchClients(
+      {
+        rnd: watchRnd,
+        nodes: this.nodes.length,
+        requestTimeoutMs: this.o.attemptTimeoutMs,
+        pingMs: this.o.leaseMs,
+        now: () => this.agenda.nowMs,
+        after: (ms, run) => this.agenda.after(ms, run),
+        committed: () => this.checks.maxCommitted,
+        tracing: this.o.trace,
+        trace: (line) => this.trace(line),
+      },
+      this.watchService,
+      this.watchChecks,
     );
   }
 
@@ -387,6 +454,7 @@ export class Simulation {
     node.streams.clear();
     node.lastHolderCommit = 0;
     const now = node.now(this.agenda.nowMs);
+    node.heardMs = now;
     node.acceptor = new BrickAcceptor(node.brick, { leaseMs: this.o.leaseMs, nowMs: now, ...(this.o.brickBugs ? { bugs: this.o.brickBugs } : {}) });
     const brick = node.brick;
     const acceptor = node.acceptor;
@@ -411,6 +479,7 @@ export class Simulation {
     const node = this.nodes[i] as SimNode;
     if (!node.up) return;
     node.up = false;
+    this.watchService.crashed(i);
     this.stats.crashes++;
     this.trace(`crash ${node.id}`);
   }
@@ -576,7 +645,10 @@ export class Simulation {
           break;
         }
         case 'append': {
+          const lease = a.lease;
           const d = a.append(p.req.args, now);
+          // As features/locks: an append that set the lease record counts as hearing from a holder.
+          if (a.lease !== undefined && a.lease !== lease) node.heardMs = now;
           this.write(node, d.write);
           rep = { t: 'append', res: d.reply };
           break;
@@ -600,6 +672,8 @@ export class Simulation {
     // Checked before the log is trimmed (as BrickStore trims in the same write): every entry the
     // write committed is compared with the volume's committed log.
     this.checks.committedUpTo(node.brick, node.brick.commitRev, `brick ${node.brick.brickId}`);
+    // Watch streams are served from the committed log, before the trim drops any of it.
+    this.watchService.committed(this.nodes.indexOf(node));
     node.brick.trimLog();
     this.serveReads(node);
   }
@@ -652,7 +726,9 @@ export class Simulation {
     const now = node.now(this.agenda.nowMs);
     let res: Extract<BrickReply, { t: 'snapshot' }>['res'] | undefined;
     try {
+      const lease = node.acceptor.lease;
       const d = node.acceptor.snapshotChunk(p.args, now);
+      if (node.acceptor.lease !== undefined && node.acceptor.lease !== lease) node.heardMs = now;
       this.write(node, d.write);
       if (!d.reply.ok) res = d.reply;
       else if (!d.reply.wanted) res = node.acceptor.snapshotDone(p.args, false, now);
@@ -663,6 +739,8 @@ export class Simulation {
         this.stats.snapshotsInstalled++;
         this.trace(`brick ${node.brick.brickId} installs the snapshot at (${p.snap.at.epoch}, ${p.snap.at.rev}) from ${p.snap.from}`);
         this.checks.committedUpTo(node.brick, node.brick.commitRev, `brick ${node.brick.brickId}`);
+        this.watchService.installed(this.nodes.indexOf(node), p.snap.at.rev);
+        this.watchService.committed(this.nodes.indexOf(node));
         node.brick.trimLog();
         res = node.acceptor.snapshotDone(p.args, true, now);
         this.serveReads(node);
@@ -1135,6 +1213,9 @@ export class Simulation {
     this.scheduleChurn(faultEnd);
     this.operator?.start();
     this.scheduleCompaction(faultEnd);
+    // Watches run past the quiet period, for as long as the end-of-run watch check may wait (finishWatches).
+    this.watchService.start(faultEnd + this.o.quietMs + this.watchClients.settleMs);
+    this.watchClients.start(this.watchers, 0.7 * faultEnd, faultEnd + this.o.quietMs + this.watchClients.settleMs);
     this.agenda.runUntil(faultEnd);
     // The quiet period: every fault healed, every master up; the volume must converge.
     this.faultsOn = false;
@@ -1145,22 +1226,51 @@ export class Simulation {
     for (const c of this.clients) if (c.current?.op.t === 'write') this.complete(c, { ok: false, definite: false, code: 'end of run' });
     this.sessionChecks.finish(this.agenda.nowMs);
     const sc = this.sessionChecks.counts;
+    const stats: Record<string, number> = {
+      ...this.stats, events: this.agenda.executed, ops: this.history.length, committed: this.checks.maxCommitted, holderAtEnd: this.nodes.findIndex((n) => n.master.holder?.isReady === true),
+      sessionClients: this.sessionClients.started, kvSessions: this.sessionClients.kvSessions, valuesCommitted: this.onceChecks.counts.values, dedupeRecords: this.onceChecks.counts.records, sessions: sc.sessions, sessionsEnded: sc.ended, keepaliveAcks: sc.acks, sessionsBounded: sc.livenessChecked, orphanSessions: sc.orphans,
+      leaseHeldMs: Math.round(this.sessionChecks.leaseTime(0, this.o.durationMs)), sessionsDied: sc.died, sessionsClosed: sc.closed, sessionsLost: sc.lost, sessionsExpiredAtClient: sc.expired, sessionsNeverOpened: sc.neverOpened,
+      entriesTrimmed: [...this.allBricks.values()].reduce((n, b) => n + b.trimmed, 0), retainRevs: this.brickOpts.retainRevs ?? 0, pinRevsMax: this.brickOpts.pinRevsMax ?? 0,
+      ...this.checks.counts, ...prefixed('operator', this.operator?.counts ?? {}),
+      ...this.watchStats(),
+    };
     return {
       seed: this.o.seed,
       history: this.history,
       checks: this.checks,
       bricks: this.nodes.map((n) => n.brick),
       trace: this.traceLines,
-      stats: {
-        ...this.stats, events: this.agenda.executed, ops: this.history.length, committed: this.checks.maxCommitted, holderAtEnd: this.nodes.findIndex((n) => n.master.holder?.isReady === true),
-        sessionClients: this.sessionClients.started, kvSessions: this.sessionClients.kvSessions, valuesCommitted: this.onceChecks.counts.values, dedupeRecords: this.onceChecks.counts.records, sessions: sc.sessions, sessionsEnded: sc.ended, keepaliveAcks: sc.acks, sessionsBounded: sc.livenessChecked, orphanSessions: sc.orphans,
-        leaseHeldMs: Math.round(this.sessionChecks.leaseTime(0, this.o.durationMs)), sessionsDied: sc.died, sessionsClosed: sc.closed, sessionsLost: sc.lost, sessionsExpiredAtClient: sc.expired, sessionsNeverOpened: sc.neverOpened,
-        entriesTrimmed: [...this.allBricks.values()].reduce((n, b) => n + b.trimmed, 0), retainRevs: this.brickOpts.retainRevs ?? 0, pinRevsMax: this.brickOpts.pinRevsMax ?? 0,
-        ...this.checks.counts, ...prefixed('operator', this.operator?.counts ?? {}),
-      },
+      stats,
       config: this.config,
       members: membersOf(this.checks.committedConfig ?? this.config),
+      finishWatches: () => Object.assign(stats, this.finishWatches()),
     };
+  }
+
+  private watchStats(): Record<string, number> {
+    return { ...prefixed('watch', this.watchChecks.counts), ...prefixed('watchClient', this.watchClients.counts), ...prefixed('watchService', this.watchService.counts) };
+  }
+
+  /**
+   * The end-of-run watch check (checkRun calls it once the bricks are known converged at the
+   * quiet period's end): every watcher streams from a brick at the volume's commit point and has
+   * every event up to it. A watcher still backing off from an outage may need longer than the
+   * quiet period (the library waits up to 2 s between tries, and a master outside the volume
+   * refuses it): the run goes on, no fault on, up to settleMs — one longest backoff per master —
+   * until every watcher has caught up, then checks. The replication keeps running meanwhile,
+   * under the continuous checks; it is checked at the quiet period's end as without watches.
+   */
+  private finishWatches(): Record<string, number> {
+    const top = (): number => Math.max(...this.nodes.map((n) => n.brick.commitRev));
+    const commitRevOf = (n: number): number => (this.nodes[n] as SimNode).brick.commitRev;
+    const from = this.agenda.nowMs;
+    const deadline = from + this.watchClients.settleMs;
+    while (this.agenda.nowMs < deadline && !this.watchClients.caughtUp(top(), commitRevOf)) this.agenda.runUntil(Math.min(deadline, this.agenda.nowMs + 100));
+    const settleMs = this.agenda.nowMs - from;
+    if (settleMs > 0) this.trace(`watchers caught up ${settleMs.toFixed(0)} ms after the quiet period`);
+    this.watchService.flushAll();
+    this.watchClients.finish(top(), commitRevOf);
+    return { ...this.watchStats(), watchSettleMs: settleMs };
   }
 }
 
