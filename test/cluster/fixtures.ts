@@ -34,11 +34,13 @@ export function cli(args: readonly string[], env: Readonly<Record<string, string
 
 /**
  * `coordvol cluster up --masters 3 --no-fsync` in a new temp dir on a random base port in port
- * region 0 (20000–34999) or 1 (35000–49999): test files run in parallel, each in its own region.
+ * region 0 (20000–26005) or 1 (26006–32767): test files run in parallel, each in its own region,
+ * and both lie below Linux's ephemeral range (32768–60999), where the tests' own client sockets
+ * and the in-process volumes' free ports could take a master's port first.
  */
 export async function clusterUp(prefix: string, leaseMs: number, region: 0 | 1 = 0): Promise<Up> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
-  const base = 20_000 + region * 15_000 + Math.floor(Math.random() * 7_000) * 2;
+  const base = (region === 0 ? 20_000 : 26_006) + Math.floor(Math.random() * 3_000) * 2;
   const r = cli(['cluster', 'up', '--masters', '3', '--dir', dir, '--base-port', String(base), '--lease-ms', String(leaseMs), '--no-fsync', '--json']);
   if (r.status !== 0) throw new Error(`cluster up failed: ${r.stderr}`);
   return JSON.parse(r.stdout) as Up;
