@@ -569,6 +569,20 @@ export class Holder {
     if (rules && this.configRev > this.commitRevV) return refuse(coordError('config-pending', `the config entry at rev ${this.configRev} has not committed yet: retry`, { rev: this.configRev }));
     const next = applyConfigChange(this.config, change);
     if (!('bricks' in next)) return refuse(next);
+    // A change of the voters or the quorum takes effect at once: refuse one whose quorum does not
+    // answer now, or the volume would be stuck until the missing voters return (its entry could
+    // not commit, and no later entry either).
+    if (change.op !== 'add-learner' && !(change.op === 'remove' && learnersOf(this.config).includes(change.brick))) {
+      const voters = next.bricks.map(this.brickIdOf);
+      const answering = voters.filter((id) => {
+        const v = this.voters.get(id);
+        return v !== undefined && !v.fenced && nowMs - v.ackedSentAt < this.leaseMs;
+      });
+      const need = quorumOf(next);
+      if (answering.length < need) {
+        return refuse(coordError('no-quorum', `after this change the volume needs ${need} of its voters ${next.bricks.join(', ')}, but only ${answering.length} answer now: bring the others back first`, { need, answering: answering.length }));
+      }
+    }
     if (change.op === 'promote') {
       const v = this.voters.get(this.brickIdOf(change.brick));
       const interval = this.leaseMs / 3;

@@ -159,6 +159,28 @@ describe('config changes (DESIGN §4.7)', () => {
     expect(net.code(blocked)).toBe('ok');
   });
 
+  it('refuses a change whose new quorum does not answer now (it could never commit)', () => {
+    const { h, net } = cluster(CONFIG, ['a', 'b', 'c']);
+    net.run(h.start(0));
+    net.down.add('c');
+    net.advance(LEASE + 40); // c has not answered for a lease
+    // Without b, the voters would be a and c, both needed: c does not answer.
+    const remove = net.change({ op: 'remove', brick: 'b' });
+    net.advance(40);
+    expect(net.code(remove)).toBe('no-quorum');
+    expect(h.membership.config.bricks).toEqual(['a', 'b', 'c']);
+    const strict = net.change({ op: 'quorum-count', count: 3 });
+    net.advance(40);
+    expect(net.code(strict)).toBe('no-quorum');
+    // c back: the same removal goes through.
+    net.down.clear();
+    net.advance(LEASE);
+    const again = net.change({ op: 'remove', brick: 'b' });
+    net.advance(40);
+    expect(net.code(again)).toBe('ok');
+    expect(h.membership.config.bricks).toEqual(['a', 'c']);
+  });
+
   it('a holder whose own brick is removed steps down once that config commits', () => {
     const { h, net } = cluster(CONFIG, ['a', 'b', 'c']);
     net.run(h.start(0));
