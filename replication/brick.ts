@@ -156,20 +156,9 @@ export class BrickAcceptor {
       assert(e.rev === m.prevRev + 1 + i, `append entries are contiguous after prevRev ${m.prevRev}: entry ${i} has rev ${e.rev}`);
       assert(e.epoch <= m.epoch, `append of epoch ${m.epoch} carries entry (${e.epoch}, ${e.rev}) of a later epoch`);
     }
-    // Bug: a stale holder's append (and the commitRev it carries) is taken as if current.
-    const stale = m.epoch < s.promisedEpoch;
-    if (stale && !this.bugs.skipEpochFence) {
-      this.fencedAppends++;
-      return { reply: { ok: false, reason: 'fenced', promisedEpoch: s.promisedEpoch } };
-    }
-    let promise: BrickWrite['promise'];
-    if (m.epoch > s.promisedEpoch) {
-      // Adopt the higher epoch durably; any rise of promisedEpoch clears the lease first.
-      this.leaseV = undefined;
-      promise = { epoch: m.epoch, grantee: m.sender };
-    }
-    // Every append at epoch = promisedEpoch, even one refused below, renews the lease record.
-    if (!stale) this.leaseV = { epoch: m.epoch, holder: m.sender, deadlineMs: nowMs + this.leaseMs };
+    const from = this.fromHolder(m.epoch, m.sender, nowMs);
+    if (from.fenced) return { reply: { ok: false, reason: 'fenced', promisedEpoch: s.promisedEpoch } };
+    const promise = from.promise;
     if (!this.holdsPrev(m.prevEpoch, m.prevRev)) {
       this.mismatchedAppends++;
       const reply = this.mismatch(m.prevRev);
@@ -218,16 +207,9 @@ export class BrickAcceptor {
    */
   snapshotChunk(a: SnapshotChunkArgs, nowMs: number): Decision<SnapshotChunkReply> {
     const s = this.log;
-    if (a.epoch < s.promisedEpoch && !this.bugs.skipEpochFence) {
-      this.fencedAppends++;
-      return { reply: { ok: false, reason: 'fenced', promisedEpoch: s.promisedEpoch } };
-    }
-    let promise: BrickWrite['promise'];
-    if (a.epoch > s.promisedEpoch) {
-      this.leaseV = undefined;
-      promise = { epoch: a.epoch, grantee: a.sender };
-    }
-    if (a.epoch >= s.promisedEpoch) this.leaseV = { epoch: a.epoch, holder: a.sender, deadlineMs: nowMs + this.leaseMs };
+    const from = this.fromHolder(a.epoch, a.sender, nowMs);
+    if (from.fenced) return { reply: { ok: false, reason: 'fenced', promisedEpoch: s.promisedEpoch } };
+    const promise = from.promise;
     const reply: SnapshotChunkReply = { ok: true, wanted: a.rev > s.commitRev };
     return promise ? { write: { promise }, reply } : { reply };
   }
@@ -244,6 +226,29 @@ export class BrickAcceptor {
     }
     assert(s.commitRev >= a.rev, `after a snapshot at ${a.rev} (installed or ignored) the brick's commitRev ${s.commitRev} is at or above it`);
     return { ok: true, lastRev: a.rev, commitRev: s.commitRev };
+  }
+
+  /**
+   * The fence every holder message passes, appends and snapshot chunks alike (DESIGN §4.5, §4.8):
+   * an epoch below promisedEpoch is refused; a higher one is adopted (durably, by the caller's
+   * write of `promise`), and any rise of promisedEpoch clears the lease first; every message at
+   * the promised epoch, even one refused later for a prev mismatch, renews the lease record.
+   */
+  private fromHolder(epoch: Epoch, sender: string, nowMs: number): { readonly fenced: true } | { readonly fenced: false; readonly promise: BrickWrite['promise'] } {
+    const s = this.log;
+    // Bug: a stale holder's message (and the commitRev it carries) is taken as if current.
+    const stale = epoch < s.promisedEpoch;
+    if (stale && !this.bugs.skipEpochFence) {
+      this.fencedAppends++;
+      return { fenced: true };
+    }
+    let promise: BrickWrite['promise'];
+    if (epoch > s.promisedEpoch) {
+      this.leaseV = undefined;
+      promise = { epoch, grantee: sender };
+    }
+    if (!stale) this.leaseV = { epoch, holder: sender, deadlineMs: nowMs + this.leaseMs };
+    return { fenced: false, promise };
   }
 
   /** Log matching: the brick holds (prevEpoch, prevRev), or prevRev is committed here already. */
