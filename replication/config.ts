@@ -6,7 +6,9 @@ import type { VolumeConfig } from '../store/types.js';
 
 /** One config entry's change (DESIGN §4.7): one voter or learner, or quorum-count alone. */
 export type ConfigChange =
-  | { readonly op: 'add-learner' | 'promote' | 'remove'; readonly brick: string }
+  /** `master`: the protocol address (host:port) of the master serving the brick, when no volfile names it. */
+  | { readonly op: 'add-learner'; readonly brick: string; readonly master?: string }
+  | { readonly op: 'promote' | 'remove'; readonly brick: string }
   | { readonly op: 'quorum-count'; readonly count: number };
 
 export const CONFIG_OPS: readonly ConfigChange['op'][] = ['add-learner', 'promote', 'remove', 'quorum-count'];
@@ -31,11 +33,22 @@ export function membersOf(config: VolumeConfig): readonly string[] {
 
 const sorted = (xs: Iterable<string>): string[] => [...xs].sort();
 
-/** A config with these voters and learners (sorted; `learners` left out when empty, as in initial configs). */
-function withMembers(config: VolumeConfig, voters: Iterable<string>, learners: Iterable<string>, quorumCount = config.quorumCount): VolumeConfig {
+/**
+ * A config with these voters and learners (sorted; `learners` left out when empty, as in initial
+ * configs), and the master addresses of those members (`masters` left out when none).
+ */
+function withMembers(config: VolumeConfig, voters: Iterable<string>, learners: Iterable<string>, quorumCount = config.quorumCount, masters = config.masters): VolumeConfig {
+  const v = sorted(voters);
   const l = sorted(learners);
-  const { learners: _old, ...rest } = config;
-  return l.length > 0 ? { ...rest, bricks: sorted(voters), quorumCount, learners: l } : { ...rest, bricks: sorted(voters), quorumCount };
+  const { learners: _l, masters: _m, ...rest } = config;
+  const members = new Set([...v, ...l]);
+  const m = Object.entries(masters ?? {}).filter(([b]) => members.has(b));
+  return { ...rest, bricks: v, quorumCount, ...(l.length > 0 ? { learners: l } : {}), ...(m.length > 0 ? { masters: Object.fromEntries(m) } : {}) };
+}
+
+/** The protocol address of the master serving `brick`, if a config change recorded it. */
+export function masterOf(config: VolumeConfig, brick: string): string | undefined {
+  return config.masters?.[brick];
 }
 
 /**
@@ -51,7 +64,7 @@ export function applyConfigChange(config: VolumeConfig, change: ConfigChange): V
   switch (change.op) {
     case 'add-learner':
       if (voters.has(change.brick) || learners.has(change.brick)) return coordError('invalid-argument', `brick ${change.brick} is already a ${voters.has(change.brick) ? 'voter' : 'learner'} of the volume`);
-      return withMembers(config, voters, [...learners, change.brick]);
+      return withMembers(config, voters, [...learners, change.brick], config.quorumCount, change.master === undefined ? config.masters : { ...config.masters, [change.brick]: change.master });
     case 'promote':
       if (!learners.has(change.brick)) return coordError('invalid-argument', `brick ${change.brick} is not a learner of the volume (add it as a learner first)`);
       learners.delete(change.brick);

@@ -179,7 +179,17 @@ function rConfig(v: unknown): VolumeConfig {
   if (!Array.isArray(bricks) || !bricks.every((b) => typeof b === 'string')) throw wrong('config.bricks must be strings');
   const learners = c['learners'];
   if (learners !== undefined && (!Array.isArray(learners) || !learners.every((b) => typeof b === 'string'))) throw wrong('config.learners must be strings');
-  return copyConfig({ volumeName: rStr(c, 'volumeName'), bricks: bricks as string[], quorumCount: rNum(c, 'quorumCount'), ...(learners === undefined ? {} : { learners: learners as string[] }) });
+  const masters = c['masters'];
+  if (masters !== undefined && (typeof masters !== 'object' || masters === null || Array.isArray(masters) || !Object.values(masters).every((x) => typeof x === 'string'))) {
+    throw wrong('config.masters must map bricks to addresses');
+  }
+  return copyConfig({
+    volumeName: rStr(c, 'volumeName'),
+    bricks: bricks as string[],
+    quorumCount: rNum(c, 'quorumCount'),
+    ...(learners === undefined ? {} : { learners: learners as string[] }),
+    ...(masters === undefined ? {} : { masters: masters as Record<string, string> }),
+  });
 }
 
 function rEntries(v: unknown): Entry[] {

@@ -213,6 +213,12 @@ export function checkConfigChangeArgs(a: unknown): asserts a is ConfigChange {
   if (typeof brick !== 'string' || brick.length === 0 || brick.length > 1024 || /\s/.test(brick)) {
     throw coordError('invalid-argument', `configChange ${op} names one brick (host:path, no spaces, at most 1,024 characters), not ${JSON.stringify(brick)}`);
   }
+  const master = a['master'];
+  if (master === undefined) return;
+  if (op !== 'add-learner') throw coordError('invalid-argument', `configChange ${op} takes no master address (only add-learner does)`);
+  if (typeof master !== 'string' || !/^[^\s]{1,1024}:\d{1,5}$/.test(master)) {
+    throw coordError('invalid-argument', `configChange add-learner master must be host:port, not ${JSON.stringify(master)}`);
+  }
 }
 
 export function checkCompactArgs(a: unknown): asserts a is CompactArgs {

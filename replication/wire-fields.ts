@@ -61,15 +61,26 @@ export function checkConfig(v: unknown, field: string): void {
   bricks.forEach((b, i) => str(b, `${field}.bricks[${i}]`, BRICK_CHARS_MAX));
   posInt(c['quorumCount'], `${field}.quorumCount`);
   const learners = c['learners'];
-  if (learners === undefined) return;
-  if (!Array.isArray(learners)) throw bad(`${field}.learners`, 'must be an array');
-  if (bricks.length + learners.length > CONFIG_BRICKS_MAX) throw bad(`${field}.learners`, `voters and learners exceed ${CONFIG_BRICKS_MAX} bricks`);
-  learners.forEach((b, i) => str(b, `${field}.learners[${i}]`, BRICK_CHARS_MAX));
+  if (learners !== undefined) {
+    if (!Array.isArray(learners)) throw bad(`${field}.learners`, 'must be an array');
+    if (bricks.length + learners.length > CONFIG_BRICKS_MAX) throw bad(`${field}.learners`, `voters and learners exceed ${CONFIG_BRICKS_MAX} bricks`);
+    learners.forEach((b, i) => str(b, `${field}.learners[${i}]`, BRICK_CHARS_MAX));
+  }
+  const masters = c['masters'];
+  if (masters === undefined) return;
+  const m = object(masters, `${field}.masters`);
+  const entries = Object.entries(m);
+  if (entries.length > CONFIG_BRICKS_MAX) throw bad(`${field}.masters`, `has over ${CONFIG_BRICKS_MAX} entries`);
+  for (const [b, a] of entries) {
+    str(b, `${field}.masters key`, BRICK_CHARS_MAX);
+    str(a, `${field}.masters[${JSON.stringify(b)}]`, BRICK_CHARS_MAX);
+  }
 }
 
 export function copyConfig(c: VolumeConfig): VolumeConfig {
   const base = { volumeName: c.volumeName, bricks: [...c.bricks], quorumCount: c.quorumCount };
-  return c.learners === undefined ? base : { ...base, learners: [...c.learners] };
+  const withLearners = c.learners === undefined ? base : { ...base, learners: [...c.learners] };
+  return c.masters === undefined ? withLearners : { ...withLearners, masters: { ...c.masters } };
 }
 
 export function wrong(what: string): CoordError {

@@ -5,13 +5,16 @@ import { asBrickId, asVolumeId, type BrickId, type VolumeId } from '../src/commo
 import type { VolumeConfig } from './types.js';
 
 /**
- * Canonical encoding: fixed field order, bricks sorted. `learners` is encoded only when present:
- * a config without it must encode exactly as before learners existed, or every existing
- * volume's id (a hash of its initial config) would change.
+ * Canonical encoding: fixed field order, bricks sorted. `learners` and `masters` are encoded
+ * only when present: a config without them must encode exactly as before they existed, or every
+ * existing volume's id (a hash of its initial config) would change.
  */
 export function canonicalConfig(c: VolumeConfig): string {
   const base = { volumeName: c.volumeName, bricks: [...c.bricks].sort(), quorumCount: c.quorumCount };
-  return JSON.stringify(c.learners === undefined ? base : { ...base, learners: [...c.learners].sort() });
+  const withLearners = c.learners === undefined ? base : { ...base, learners: [...c.learners].sort() };
+  if (c.masters === undefined) return JSON.stringify(withLearners);
+  const masters = Object.fromEntries(Object.entries(c.masters).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  return JSON.stringify({ ...withLearners, masters });
 }
 
 export function volumeIdOf(c: VolumeConfig): VolumeId {

@@ -28,6 +28,11 @@ export interface OpenBrickOptions extends BrickStoreOptions {
   readonly create: boolean;
   /** Why an empty store must not be created after all (a brick that lost its store: see openLmdbBrick). */
   readonly refuseCreate?: string;
+  /**
+   * The brick joins a running volume (DESIGN §8, peer probe): it is created with the volume's
+   * initial config, which does not name it; a config entry the holder sends makes it a learner.
+   */
+  readonly joining?: boolean;
 }
 
 /** Opens (or creates) a brick on any engine, checking it belongs to the configured volume. */
@@ -38,7 +43,7 @@ export async function openBrick(engine: StorageEngine, opts: OpenBrickOptions): 
   if (!store) {
     if (!opts.create) throw coordError('store-invalid', 'the store holds no brick (empty); a brick is created only from its volfile');
     if (opts.refuseCreate !== undefined) throw coordError('store-invalid', opts.refuseCreate);
-    if (!opts.config.bricks.includes(opts.brick)) {
+    if (opts.joining !== true && !opts.config.bricks.includes(opts.brick)) {
       throw coordError('store-invalid', `brick ${opts.brick} is not in the volume's brick list [${opts.config.bricks.join(', ')}]`);
     }
     store = await BrickStore.create(engine, { volumeId, brickId, volumeName: opts.config.volumeName }, opts.config, opts);

@@ -21,6 +21,12 @@ export interface VolumeConfig {
   readonly quorumCount: number;
   /** host:path of every learner (healed, sent every entry, never counted), sorted; absent: none. */
   readonly learners?: readonly string[];
+  /**
+   * brick (host:path) → the protocol address (host:port) of the master serving it, for bricks a
+   * config change added at run time (`peer probe --as-master`): every master reaches them from
+   * this, having no volfile subvolume for them yet. Absent: none (the volfiles name every brick).
+   */
+  readonly masters?: Readonly<Record<string, string>>;
 }
 
 /**

@@ -9,9 +9,11 @@ import type {
 import type { ConfigChange } from '../replication/config.js';
 import type { LogPosition, VolumeConfig } from '../store/types.js';
 import type { UnwatchArgs, WatchArgs, WatchResult } from './features/watch-types.js';
+import type { PeerInfo, PeerJoinArgs, PeerJoinResult } from './protocol/mgmt.js';
 
 export type * from '../replication/ops.js';
 export type * from './features/watch-types.js';
+export type * from './protocol/mgmt.js';
 
 /** Per-call context: typed, no side bag. */
 export interface FopContext {
@@ -141,6 +143,10 @@ export interface FopTable {
   keepalive: [SessionIdArgs, KeepaliveResult];
   sessionClose: [SessionIdArgs, SessionCloseResult];
   sessions: [Record<string, never>, SessionsResult];
+  /** Management (DESIGN §8), answered by the daemon behind protocol/server: who is this daemon. */
+  peerInfo: [Record<string, never>, PeerInfo];
+  /** Management: discard the fresh single-brick volume and join another. */
+  peerJoin: [PeerJoinArgs, PeerJoinResult];
 }
 
 export type FopName = keyof FopTable;
@@ -149,7 +155,7 @@ export type FopResult<F extends FopName> = FopTable[F][1];
 export type FopHandler<F extends FopName> = (ctx: FopContext, args: FopArgs<F>) => Promise<FopResult<F>>;
 export type FopHandlers = { [F in FopName]?: FopHandler<F> };
 
-export const FOP_NAMES = ['get', 'range', 'put', 'delete', 'txn', 'compact', 'configChange', 'status', 'statedump', 'profile', 'lock', 'append', 'probe', 'fetch', 'snapshotChunk', 'watch', 'unwatch', 'sessionOpen', 'keepalive', 'sessionClose', 'sessions'] as const satisfies readonly FopName[];
+export const FOP_NAMES = ['get', 'range', 'put', 'delete', 'txn', 'compact', 'configChange', 'status', 'statedump', 'profile', 'lock', 'append', 'probe', 'fetch', 'snapshotChunk', 'watch', 'unwatch', 'sessionOpen', 'keepalive', 'sessionClose', 'sessions', 'peerInfo', 'peerJoin'] as const satisfies readonly FopName[];
 
 /** The writes that carry an origin for exactly-once retries (DESIGN §3); keepalives and opens are idempotent without one. */
 export const ORIGIN_FOPS: ReadonlySet<FopName> = new Set<FopName>(['put', 'delete', 'txn', 'compact', 'sessionClose']);

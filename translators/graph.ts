@@ -1,6 +1,8 @@
 // Building a translator graph from a volfile: parse, validate the whole graph against the
 // registry of translator types (so a bad volfile is refused before any translator exists), then
-// construct bottom-up. The Graph owns the lifecycle: init bottom-up, fini top-down.
+// construct bottom-up. The Graph owns the lifecycle: init bottom-up, fini top-down. The steps are
+// separate (checkVolfile, constructGraph, Graph.initAround/finiExcept) because a graph switch
+// (graph-switch.ts) runs them with running translators carried in.
 import { readFile } from 'node:fs/promises';
 import { assert } from '../src/common/assert.js';
 import { coordError } from '../src/common/errors.js';
@@ -45,30 +47,55 @@ export class Graph {
     return this.byName.get(name);
   }
 
+  /** Inited and not yet torn down. */
+  get isUp(): boolean {
+    return this.state === 'up';
+  }
+
   /** Inits bottom-up, so each translator starts with its subvolumes already up. */
   async init(): Promise<void> {
+    await this.initAround(new Set());
+  }
+
+  /**
+   * Inits bottom-up every translator but those in `running`: translators a graph switch carried
+   * over from the graph before, already up, which join this one as they are (and which this
+   * graph's fini() tears down from now on). On a failure, finis only what this call inited, so
+   * the running ones are left exactly as they were, and rethrows.
+   */
+  async initAround(running: ReadonlySet<Translator>): Promise<void> {
     assert(this.state === 'new', `graph init() called in state ${this.state}`);
     this.state = 'initing';
     try {
       for (const t of this.translators) {
-        await t.init();
+        if (!running.has(t)) await t.init();
         this.up.push(t);
       }
       this.state = 'up';
     } catch (e) {
       // The init failure is the error worth reporting; a teardown failure after it is secondary.
-      await this.fini().catch(() => undefined);
+      await this.finiExcept(running).catch(() => undefined);
       throw e;
     }
   }
 
   /** Finis top-down (parents stop using a child before it goes), past failures; rethrows the first. */
   async fini(): Promise<void> {
+    await this.finiExcept(new Set());
+  }
+
+  /**
+   * Finis top-down every translator this graph owns but those in `kept` (a graph switch carried
+   * them into the new graph, which owns them now), past failures; rethrows the first. The graph
+   * owns nothing afterwards.
+   */
+  async finiExcept(kept: ReadonlySet<Translator>): Promise<void> {
     this.state = 'down';
     const up = this.up;
     this.up = [];
     let first: { error: unknown } | undefined;
     for (const t of up.reverse()) {
+      if (kept.has(t)) continue;
       try {
         await t.fini();
       } catch (error) {
@@ -79,25 +106,59 @@ export class Graph {
   }
 }
 
-export function buildGraph(text: string, opts: BuildOptions): Graph {
+/** A volfile that parsed and validated: its declarations, their parsed options and the top. */
+export interface CheckedVolfile {
+  readonly decls: readonly VolfileDecl[];
+  readonly byName: ReadonlyMap<string, VolfileDecl>;
+  /** Each volume's options, parsed against its type's table, defaults filled in. */
+  readonly options: ReadonlyMap<string, Readonly<Record<string, RawOptionValue>>>;
+  readonly top: VolfileDecl;
+}
+
+/** Parses and validates a volfile against the registry; every error names the file and line. */
+export function checkVolfile(text: string, opts: BuildOptions): CheckedVolfile {
   const decls = parseVolfile(text, opts.file);
   const byName = new Map(decls.map((d) => [d.name, d]));
   const options = new Map<string, Record<string, RawOptionValue>>();
   for (const d of decls) options.set(d.name, checkVolume(d, byName, opts));
   const top = checkShape(decls, byName, opts.file);
+  return { decls, byName, options, top };
+}
 
+/**
+ * Returns a running translator to put in the graph in place of a new one for declaration `d`
+ * (a graph switch's carried translators), or undefined to build one. `children` are its
+ * subvolumes in the graph being built, for the switch to relink it to later.
+ */
+export type Reuse = (d: VolfileDecl, options: Readonly<Record<string, RawOptionValue>>, children: readonly Translator[]) => Translator | undefined;
+
+/**
+ * Constructs a checked volfile's translators bottom-up (none is inited), taking `reuse`'s where
+ * it has one. Translators of types that are not carried count their fops in flight, so that a
+ * later graph switch can tell when they have drained.
+ */
+export function constructGraph(checked: CheckedVolfile, opts: BuildOptions, reuse?: Reuse): Graph {
   // Post-order from the top: children (in subvolumes order) before their parent.
   const order: Translator[] = [];
   const construct = (d: VolfileDecl): Translator => {
-    const children = d.subvolumes.map((s) => construct(mustGet(byName, s.name)));
+    const children = d.subvolumes.map((s) => construct(mustGet(checked.byName, s.name)));
     const cls = mustGet(opts.registry, d.type);
-    const t = cls.create({ name: d.name, type: d.type, options: mustGet(options, d.name), children, env: opts.env });
+    const options = mustGet(checked.options, d.name);
+    let t = reuse?.(d, options, children);
+    if (t === undefined) {
+      t = cls.create({ name: d.name, type: d.type, options, children, env: opts.env });
+      if (cls.carried !== true) t.countInFlight();
+    }
     order.push(t);
     return t;
   };
-  const root = construct(top);
-  assert(order.length === decls.length, 'every volume is built exactly once');
+  const root = construct(checked.top);
+  assert(order.length === checked.decls.length, 'every volume is built exactly once');
   return new Graph(root, order);
+}
+
+export function buildGraph(text: string, opts: BuildOptions): Graph {
+  return constructGraph(checkVolfile(text, opts), opts);
 }
 
 /** Per-volume checks: the type exists, its subvolumes exist and their count fits, options parse. */

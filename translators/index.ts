@@ -15,6 +15,7 @@ export const registry: Registry = createRegistry([
 ]);
 
 export { buildGraph, loadGraph, Graph } from './graph.js';
+export { switchGraph, type SwitchOptions } from './graph-switch.js';
 export { formatVolfile, parseVolfile } from './volfile.js';
 export { Translator, systemClock, type Clock, type GraphEnv } from './translator.js';
 export { ProtocolServerTranslator } from './protocol/server.js';

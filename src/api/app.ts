@@ -9,6 +9,7 @@ import { keyBytesMax } from '../common/limits.js';
 import type { Volume } from '../client/volume.js';
 import { errorReply } from './errors.js';
 import { kvRoutes } from './routes-kv.js';
+import { peerRoutes } from './routes-peers.js';
 import { sessionRoutes, type SessionFops } from './routes-sessions.js';
 import { volumeRoutes } from './routes-volume.js';
 import { watchRoutes } from './routes-watch.js';
@@ -86,5 +87,6 @@ export function buildApi(opts: ApiOptions): FastifyInstance {
   void app.register(volumeRoutes, { volume: opts.volume, ...(opts.extraMetrics ? { extraMetrics: opts.extraMetrics } : {}) });
   void app.register(watchRoutes, { volume: opts.volume });
   void app.register(sessionRoutes, { volume: opts.volume, ...(opts.sessions ? { sessions: opts.sessions } : {}) });
+  void app.register(peerRoutes, { volume: opts.volume });
   return app;
 }

@@ -27,6 +27,9 @@ const STATUS: Readonly<Record<ErrorCode, number>> = {
   // A membership change that must wait (an earlier one uncommitted, a learner still catching up).
   'config-pending': 409,
   'learner-behind': 409,
+  // A probe of a daemon that holds data or belongs to a volume already.
+  'already-configured': 409,
+  'already-member': 409,
   'unauthorized': 401,
   'timeout': 504,
   'unavailable': 503,
@@ -42,6 +45,7 @@ const STATUS: Readonly<Record<ErrorCode, number>> = {
   'internal': 500,
   // Server-side configuration and cluster-internal failures, never the HTTP client's fault.
   'volfile-invalid': 500,
+  'membership-edit': 400,
   'store-invalid': 500,
   'auth-failed': 500,
   'wrong-volume': 500,

@@ -28,7 +28,7 @@ export function globals(cmd: Command): GlobalOpts {
   };
 }
 
-function readSecret(path: string): string {
+export function readSecret(path: string): string {
   try {
     return readFileSync(path, 'utf8').trim();
   } catch (e) {

@@ -6,6 +6,8 @@ import { registerCluster } from './cluster.js';
 import { registerInspect } from './inspect.js';
 import { registerKv } from './kv.js';
 import { registerLock } from './lock.js';
+import { registerPeer } from './peer.js';
+import { registerPeerProbe } from './peer-probe.js';
 import { registerSession } from './session.js';
 import { registerStart } from './start.js';
 import { registerVolume } from './volume.js';
@@ -29,6 +31,7 @@ registerLock(program);
 registerInspect(program);
 registerCluster(program);
 registerVolume(program);
+registerPeerProbe(registerPeer(program));
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   process.stderr.write(`coordvol: ${e instanceof Error ? e.message : String(e)}\n`);

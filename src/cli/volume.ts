@@ -34,10 +34,10 @@ export async function reconfigure(v: Volume, change: ConfigChange, untilMs: numb
   }
 }
 
-export function registerVolume(program: Command): void {
-  program
-    .command('volume')
-    .description("the coordination volume's membership")
+/** Adds `volume reconfigure`; returns the `volume` command, for the volume-info subcommands. */
+export function registerVolume(program: Command): Command {
+  const volume = program.command('volume').description("the coordination volume's membership, and the storage cluster's volume info");
+  volume
     .command('reconfigure')
     .description('one membership change: add-learner BRICK, promote BRICK, remove BRICK, or quorum-count N (BRICK is host:path)')
     .argument('<change>', CONFIG_OPS.join(' | '))
@@ -67,4 +67,5 @@ export function registerVolume(program: Command): void {
         json: (r) => r,
       });
     });
+  return volume;
 }

@@ -38,7 +38,7 @@ export async function openVolume(o: OpenVolumeOptions): Promise<EmbeddedVolume> 
     ...(o.checkpointEntries !== undefined ? { checkpointEntries: o.checkpointEntries } : {}),
   };
   const master = await startMaster(mo);
-  const top = master.top;
-  const vol = new FopVolume((fop, ctx, args) => top.call(fop, ctx, args), () => master.close(), o.timeoutMs);
+  // master.top, not a copy of it: an edit of the volfile switches the graph (DESIGN §8).
+  const vol = new FopVolume((fop, ctx, args) => master.top.call(fop, ctx, args), () => master.close(), o.timeoutMs);
   return Object.assign(vol, { volfilePath: master.volfilePath, dir: master.dir });
 }

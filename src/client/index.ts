@@ -13,6 +13,6 @@ export type { Rev, Epoch, SessionId, VolumeId, BrickId } from '../common/ids.js'
 export type {
   GetResult, RangeResult, PutResult, DeleteResult, TxnResult, TxnOp, TxnOpResult, Compare, CompareTarget, CompareOp,
   CompactResult, KeyValue, KeySelector, RangeQuery, Consistency, StatusResult, VolumeStatus, BrickStatus,
-  TranslatorDump, ProfileEntry, FopStats, SessionInfo, SessionsResult, ConfigChangeResult,
+  TranslatorDump, ProfileEntry, FopStats, SessionInfo, SessionsResult, ConfigChangeResult, PeerInfo, PeerJoinArgs, PeerJoinResult, DaemonRole,
 } from '../../translators/fops.js';
 export type { ConfigChange } from '../../replication/config.js';

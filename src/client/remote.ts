@@ -74,6 +74,8 @@ export async function connect(o: ConnectOptions): Promise<RemoteVolume> {
         'reconnect-min-ms': 50,
         'reconnect-max-ms': 2_000,
         'resend-writes': true,
+        // A client of the volume follows its membership: masters a probe adds are tried too.
+        'follow-members': true,
       },
       children: [],
       env,

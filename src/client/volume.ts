@@ -4,7 +4,7 @@ import { asRev, asSessionId, type Rev } from '../common/ids.js';
 import type {
   CompactResult, Compare, DeleteResult, FopContext, FopName, FopArgs, FopResult, GetResult, KeySelector,
   ProfileEntry, PutResult, RangeQuery, RangeResult, StatusResult, TranslatorDump, TxnOp, TxnResult, Consistency,
-  CompareOp, CompareTarget, KeyValue, SessionsResult, ConfigChangeResult,
+  CompareOp, CompareTarget, KeyValue, SessionsResult, ConfigChangeResult, PeerInfo, PeerJoinArgs, PeerJoinResult,
 } from '../../translators/fops.js';
 import type { ConfigChange } from '../../replication/config.js';
 import { toBytes } from './codec.js';
@@ -57,6 +57,10 @@ export interface Volume {
    */
   reconfigure(change: ConfigChange): Promise<ConfigChangeResult>;
   status(): Promise<StatusResult>;
+  /** Management (DESIGN §8): the daemon behind the server — its uuid, role, volume, whether it holds anything. */
+  peerInfo(): Promise<PeerInfo>;
+  /** Management: asks a fresh daemon to discard its single-brick volume and join another (what `peer probe` sends). */
+  peerJoin(args: PeerJoinArgs): Promise<PeerJoinResult>;
   statedump(): Promise<readonly TranslatorDump[]>;
   profile(): Promise<readonly ProfileEntry[]>;
   /** The highest rev this client has seen (its serializable reads never go below it). */
@@ -170,6 +174,14 @@ export class FopVolume implements Volume {
 
   status(): Promise<StatusResult> {
     return this.caller('status', this.ctx(), {});
+  }
+
+  peerInfo(): Promise<PeerInfo> {
+    return this.caller('peerInfo', this.ctx(), {});
+  }
+
+  peerJoin(args: PeerJoinArgs): Promise<PeerJoinResult> {
+    return this.caller('peerJoin', this.ctx(), args);
   }
 
   statedump(): Promise<readonly TranslatorDump[]> {

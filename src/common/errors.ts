@@ -11,6 +11,9 @@ export const ERROR_CODES = [
   'compacted', // a read or watch below the volume's compactRev
   'not-found', // a range or get asked to fail on absence (not used for plain gets)
   'volfile-invalid', // a volfile line that does not parse or validate
+  // A volfile edit of the brick list or quorum on a running master: membership changes only
+  // through peer probe / peer detach (DESIGN §8); the running graph is left as it was.
+  'membership-edit',
   'store-invalid', // a data directory that is corrupt, foreign or of another volume
   'fenced', // a request of an epoch older than the brick's promise
   'lock-refused', // a lock request the brick will not grant
@@ -36,6 +39,8 @@ export const ERROR_CODES = [
   'too-many-in-flight', // a client's unanswered writes (seq − ackedSeq) over the dedupe window (DESIGN §3)
   'config-pending', // a config change while an earlier one is uncommitted, or before the holder's epoch has committed an entry: retry
   'learner-behind', // a promotion of a learner that has not kept up with the holder for a heartbeat interval: retry
+  'already-configured', // a probed daemon that holds data or other members, or serves another volume: it is not discarded
+  'already-member', // a probe of a daemon that already belongs to this volume (or a brick already a member)
   'internal',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { buildGraph, registry, systemClock, type Clock, type Graph, type Translator } from '../../translators/index.js';
 import { coordError } from '../common/errors.js';
+import { SwitchableGraph } from './switchable.js';
 import { singleBrickVolfile, withListen } from './volfiles.js';
 
 export const VOLFILE_NAME = 'coordvol.vol';
@@ -24,10 +25,20 @@ export interface MasterOptions {
 }
 
 export interface Master {
+  /** The graph serving now (a volfile edit switches it: DESIGN §8). */
   readonly graph: Graph;
+  /** The current graph's top: where every new fop enters. */
   readonly top: Translator;
   readonly volfilePath: string;
   readonly dir: string;
+  /** The volfile as this process runs it: the file's text with --listen applied. */
+  runText(fileText: string): string;
+  /** Switches to an edited volfile (the file's text); refused with a typed error, the graph unchanged. */
+  switchTo(fileText: string): Promise<{ switched: boolean }>;
+  /** Records a text the master itself is about to write to its volfile: it switches nothing. */
+  noteOwnWrite(fileText: string): void;
+  /** Whether `fileText` is one of its own writes, forgetting it (see SwitchableGraph.takeOwnWrite). */
+  takeOwnWrite(fileText: string): boolean;
   close(): Promise<void>;
 }
 
@@ -52,15 +63,25 @@ export async function startMaster(o: MasterOptions): Promise<Master> {
   } catch (e) {
     throw coordError('volfile-invalid', `${volfilePath}: cannot read the volfile: ${(e as Error).message}`, { file: volfilePath });
   }
-  if (o.listen !== undefined) text = withListen(text, volfilePath, o.listen);
-  const graph = buildGraph(text, { file: volfilePath, registry, env: { clock: o.clock ?? systemClock, baseDir: dirname(volfilePath) } });
+  const runText = (t: string): string => (o.listen !== undefined ? withListen(t, volfilePath, o.listen) : t);
+  const build = { file: volfilePath, registry, env: { clock: o.clock ?? systemClock, baseDir: dirname(volfilePath) } };
+  const running = runText(text);
+  const graph = buildGraph(running, build);
   await graph.init();
-  let closed: Promise<void> | undefined;
+  const sg = new SwitchableGraph(graph, running, build);
   return {
-    graph,
-    top: graph.top,
+    get graph() {
+      return sg.graph;
+    },
+    get top() {
+      return sg.top;
+    },
     volfilePath,
     dir,
-    close: () => (closed ??= graph.fini()),
+    runText,
+    switchTo: (t) => sg.switchTo(runText(t)),
+    noteOwnWrite: (t) => sg.noteOwnWrite(runText(t)),
+    takeOwnWrite: (t) => sg.takeOwnWrite(runText(t)),
+    close: () => sg.close(),
   };
 }

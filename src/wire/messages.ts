@@ -14,13 +14,13 @@ const OP_CHARS_MAX = 64;
 const MESSAGE_CHARS_MAX = 64 * 1024;
 
 /** The fops a client may send (brick fops are listed apart: BRICK_FOPS). */
-export const CLIENT_FOPS = ['get', 'range', 'put', 'delete', 'txn', 'compact', 'configChange', 'status', 'statedump', 'profile', 'sessionOpen', 'keepalive', 'sessionClose', 'sessions'] as const satisfies readonly FopName[];
+export const CLIENT_FOPS = ['get', 'range', 'put', 'delete', 'txn', 'compact', 'configChange', 'status', 'statedump', 'profile', 'sessionOpen', 'keepalive', 'sessionClose', 'sessions', 'peerInfo', 'peerJoin'] as const satisfies readonly FopName[];
 export type ClientFop = (typeof CLIENT_FOPS)[number];
 /**
  * Client fops safe to send again after a connection breaks: reads, and the session fops whose
  * repeat changes nothing more (a keepalive; an open carries a nonce that finds its session).
  */
-export const READ_FOPS: ReadonlySet<ClientFop> = new Set(['get', 'range', 'status', 'statedump', 'profile', 'sessions', 'keepalive', 'sessionOpen']);
+export const READ_FOPS: ReadonlySet<ClientFop> = new Set(['get', 'range', 'status', 'statedump', 'profile', 'sessions', 'keepalive', 'sessionOpen', 'peerInfo']);
 
 const CLIENT_FOP_SET: ReadonlySet<string> = new Set(CLIENT_FOPS);
 export const isClientFop = (op: string): op is ClientFop => CLIENT_FOP_SET.has(op);
@@ -91,6 +91,20 @@ export interface PushMessage {
   readonly type: 'push';
   readonly stream: number;
   readonly body: unknown;
+}
+
+/**
+ * Stream 0 is the server's own (client-numbered streams start at 1): a master pushes the volume's
+ * masters on it when a membership change commits, and once to every connection as it opens, so
+ * no client depends on a static host list (DESIGN §8).
+ */
+export const MEMBERS_STREAM = 0;
+export interface MembersPush {
+  readonly volumeId: string;
+  /** The commit rev of the config the list comes from. */
+  readonly rev: number;
+  /** host:port of every member's master. */
+  readonly masters: readonly string[];
 }
 
 export interface PingMessage {

@@ -5,12 +5,13 @@
 // that does not hold the volume lock forwards writes and linearizable reads to the master its
 // brick's lease names; serializable reads and watches are served by the local brick.
 import { hostname } from 'node:os';
+import { resolve } from 'node:path';
 import { assert, unreachable } from '../../src/common/assert.js';
 import { coordError, isCoordError, type CoordError } from '../../src/common/errors.js';
 import { asEpoch, asRev, type Rev, type VolumeId } from '../../src/common/ids.js';
 import { sessionTickMs } from '../../src/common/limits.js';
 import type { Holder } from '../../replication/holder.js';
-import { learnersOf, membersOf } from '../../replication/config.js';
+import { learnersOf, masterOf, membersOf } from '../../replication/config.js';
 import { localBrickOver, Master, quorumOf, type MasterOutput } from '../../replication/master.js';
 import type { BrickReply, BrickRequest } from '../../replication/messages.js';
 import type { WriteOp, WriteResult } from '../../replication/ops.js';
@@ -22,9 +23,10 @@ import type { VolumeConfig } from '../../store/types.js';
 import { LocksTranslator } from '../features/locks.js';
 import { ProtocolClientTranslator } from '../protocol/client.js';
 import type { BrickStatus, FopContext, FopName, GetArgs, RangeArgs, SnapshotProgress, VolumeStatus } from '../fops.js';
-import type { OptionSchema, OptionValues } from '../options.js';
+import type { OptionSchema, OptionValues, RawOptionValue } from '../options.js';
 import { StorageTranslator } from '../storage/brick.js';
 import { Translator, type TranslatorClass, type TranslatorSpec } from '../translator.js';
+import { openPeerLink } from './peer-link.js';
 import { SnapshotSender } from './snapshot-sender.js';
 
 const options = {
@@ -33,6 +35,7 @@ const options = {
   'remote-masters': { type: 'string', description: 'the holder-id of the master behind each protocol/client subvolume, separated by spaces, in subvolume order' },
   'drift-permille': { type: 'int', min: 0, max: 100, default: 10, description: 'ρ in ‰: the bound on clock drift rate the lease allows for (DESIGN §4.6)' },
   'request-timeout-ms': { type: 'time', min: 1, max: 3_600_000, default: 10_000, description: 'how long a request waits for a holder' },
+  'secret-file': { type: 'path', default: 'secret', description: 'the cluster secret (relative to the volfile), for the links this master opens to bricks a config change added' },
 } as const satisfies OptionSchema;
 type Values = OptionValues<typeof options>;
 
@@ -51,7 +54,7 @@ function settleWaiter<T>(waiters: Map<number, Waiter<T>>, id: number, outcome: {
 }
 
 export class ReplicateTranslator extends Translator {
-  private readonly o: Values;
+  private o: Values;
   private readonly holderId: string;
   private storage: StorageTranslator | undefined;
   private locks: LocksTranslator | undefined;
@@ -63,6 +66,14 @@ export class ReplicateTranslator extends Translator {
   private readonly brickPaths = new Map<string, string>();
   /** holder-id of another master → the subvolume connected to it (for forwarding). */
   private readonly masters = new Map<string, Translator>();
+  /** brickId → the protocol address of the master serving it, where known (status, volfile rewrites, joins). */
+  private readonly brickAddresses = new Map<string, string>();
+  /** Links opened at run time to bricks a config change added (no volfile subvolume reaches them yet). */
+  private readonly runLinks = new Map<string, Translator>();
+  private readonly linksOpening = new Set<string>();
+  /** The config whose new members were last linked. */
+  private linkedConfig: VolumeConfig | undefined;
+  private lastLinkError: string | undefined;
   private readonly waiters = new Map<number, Waiter<WriteResult>>();
   private readonly readWaiters = new Map<number, Waiter<Rev>>();
   private nextId = 1;
@@ -141,7 +152,8 @@ export class ReplicateTranslator extends Translator {
     const store = storage.store;
     this.brickId = store.identity.brickId;
     this.bricks.set(this.brickId, first as Translator);
-    this.mapRemotes(store.identity.volumeId, store.config.bricks);
+    this.brickAddresses.set(this.brickId, this.holderId);
+    this.mapRemotes(store.identity.volumeId, store.config, store.logConfig);
     const local = localBrickOver(store, store.identity.brickId, () => storage.latestView(), (now) => locks.leaseLapsed(now), () => store.logConfig);
     this.master = new Master(
       { id: this.holderId, leaseMs: locks.leaseDurationMs, driftRho: this.o['drift-permille'] / 1000, roundTimeoutMs: locks.leaseDurationMs, random: Math.random, brickIdOf: (b) => brickIdOf(store.identity.volumeId, b) },
@@ -154,11 +166,18 @@ export class ReplicateTranslator extends Translator {
     this.tick();
     // A single-brick volume is ready once its own lock is taken; a replicated one starts serving
     // at once (its holder may be elsewhere, or elected once the other masters are up).
-    if (store.config.bricks.length === 1) await this.whenReady(this.env.clock.nowMs() + this.o['request-timeout-ms']);
+    // (A brick joining a volume is not its config's voter: it waits for nothing.)
+    const only = store.config.bricks.length === 1 ? store.config.bricks[0] : undefined;
+    if (only !== undefined && brickIdOf(store.identity.volumeId, only) === this.brickId) await this.whenReady(this.env.clock.nowMs() + this.o['request-timeout-ms']);
   }
 
-  /** Maps each protocol/client subvolume to the brick behind it, from the volfile options. */
-  private mapRemotes(volumeId: VolumeId, configBricks: readonly string[]): void {
+  /**
+   * Maps each protocol/client subvolume to the brick behind it, from the volfile options. A
+   * subvolume for a brick no longer a member is kept (a config change may have removed it since
+   * the volfile was written); a member no subvolume reaches must have its master's address in the
+   * config (peer probe), else the volfile is wrong.
+   */
+  private mapRemotes(volumeId: VolumeId, committed: VolumeConfig, newest: VolumeConfig): void {
     const remotes = (this.o['remote-bricks'] ?? '').split(/[\s,]+/).filter((s) => s.length > 0);
     const masters = (this.o['remote-masters'] ?? '').split(/[\s,]+/).filter((s) => s.length > 0);
     const subs = this.children.slice(1);
@@ -169,20 +188,122 @@ export class ReplicateTranslator extends Translator {
       throw coordError('volfile-invalid', `${this.name}: remote-masters names ${masters.length} masters for ${subs.length} remote subvolumes`);
     }
     for (const [i, b] of remotes.entries()) {
-      if (!configBricks.includes(b)) throw coordError('volfile-invalid', `${this.name}: remote brick ${b} is not in the volume's config (${configBricks.join(' ')})`);
-      this.bricks.set(brickIdOf(volumeId, b), subs[i] as Translator);
-      this.brickPaths.set(brickIdOf(volumeId, b), b);
+      const id = brickIdOf(volumeId, b);
+      this.bricks.set(id, subs[i] as Translator);
+      this.brickPaths.set(id, b);
       const m = masters[i];
-      if (m !== undefined) this.masters.set(m, subs[i] as Translator);
+      if (m !== undefined) {
+        this.masters.set(m, subs[i] as Translator);
+        this.brickAddresses.set(id, m);
+      }
     }
-    const missing = configBricks.filter((b) => !this.bricks.has(brickIdOf(volumeId, b)));
-    if (missing.length > 0) throw coordError('volfile-invalid', `${this.name}: no subvolume reaches brick(s) ${missing.join(', ')} of the volume`);
+    const members = new Set([...committed.bricks, ...membersOf(newest)]);
+    const missing = [...members].filter((b) => !this.bricks.has(brickIdOf(volumeId, b)) && masterOf(committed, b) === undefined && masterOf(newest, b) === undefined);
+    if (missing.length > 0) throw coordError('volfile-invalid', `${this.name}: no subvolume reaches brick(s) ${missing.join(', ')} of the volume (remote-bricks names ${remotes.join(' ') || 'none'})`);
+  }
+
+  /**
+   * Opens a link to each member of `config` that no subvolume reaches and whose master's address
+   * the config holds (a brick `peer probe --as-master` added): every master does, so that any of
+   * them can heal it and, once it is a voter, count it. The volfile gains the link when the
+   * daemon rewrites it after the change commits; until a restart the run-time link serves.
+   */
+  private linkMembers(config: VolumeConfig): void {
+    const store = (this.storage as StorageTranslator).store;
+    const volumeId = store.identity.volumeId;
+    for (const brick of membersOf(config)) {
+      const id = brickIdOf(volumeId, brick);
+      const address = masterOf(config, brick);
+      if (address === undefined || this.bricks.has(id) || this.linksOpening.has(id)) continue;
+      this.linksOpening.add(id);
+      openPeerLink(`${this.name}-link-${this.runLinks.size + this.linksOpening.size}`, address, resolve(this.env.baseDir, this.o['secret-file']), volumeId, this.env).then(
+        (link) => {
+          this.linksOpening.delete(id);
+          if (this.stopping || this.bricks.has(id)) {
+            void link.fini().catch(() => undefined);
+            return;
+          }
+          this.bricks.set(id, link);
+          this.brickPaths.set(id, brick);
+          this.brickAddresses.set(id, address);
+          this.masters.set(address, link);
+          this.runLinks.set(id, link);
+        },
+        (e: unknown) => {
+          this.linksOpening.delete(id);
+          this.lastLinkError = `${brick} at ${address}: ${e instanceof Error ? e.message : String(e)}`;
+        },
+      );
+    }
+  }
+
+  /**
+   * The members of the committed config (or the newest in the log, with `newest`) with the
+   * address of the master serving each, where known: what a volfile rewrite and a joining master
+   * need (DESIGN §8).
+   */
+  memberMasters(newest = false): { readonly config: VolumeConfig; readonly masters: readonly { readonly brick: string; readonly address: string | undefined }[] } {
+    const store = (this.storage as StorageTranslator).store;
+    const config = newest ? store.logConfig : store.config;
+    const volumeId = store.identity.volumeId;
+    const masters = membersOf(config).map((brick) => ({ brick, address: masterOf(config, brick) ?? this.brickAddresses.get(brickIdOf(volumeId, brick)) }));
+    return { config, masters };
+  }
+
+  /**
+   * A graph switch hands this translator (with its engine, waiters and session deadlines) to the
+   * new graph, below new subvolumes: the same local brick (carried too) and new links to the
+   * other masters. The maps from bricks and holder-ids to subvolumes are made again from them;
+   * a run-time link a volfile subvolume now covers is closed.
+   */
+  override relink(children: readonly Translator[]): void {
+    const first = children[0];
+    assert(first?.find<StorageTranslator>('storage/lmdb') === this.storage || first?.find<StorageTranslator>('storage/memory') === this.storage, 'a graph switch keeps the local brick below cluster/replicate');
+    super.relink(children);
+    if (!this.storage) return; // not initialised yet: init() maps them
+    const store = this.storage.store;
+    this.bricks.clear();
+    this.masters.clear();
+    this.bricks.set(this.brickId, first as Translator);
+    this.mapRemotes(store.identity.volumeId, store.config, store.logConfig);
+    for (const [id, link] of [...this.runLinks]) {
+      if (this.bricks.has(id)) {
+        this.runLinks.delete(id);
+        void link.fini().catch(() => undefined);
+        continue;
+      }
+      this.bricks.set(id, link);
+      const address = this.brickAddresses.get(id);
+      if (address !== undefined) this.masters.set(address, link);
+    }
+  }
+
+  /**
+   * Options a switch may change live: the links' bricks and masters (the master's own rewrite
+   * after a config commit changes them; an operator's edit of them is refused before this, as a
+   * membership edit), the links' secret file, the request timeout. The holder-id and the drift
+   * bound are the engine's and need a restart.
+   */
+  override reconfigure(options: Readonly<Record<string, RawOptionValue>>): void {
+    this.refuseOptions(options, ['remote-bricks', 'remote-masters', 'secret-file', 'request-timeout-ms']);
+    this.adoptOptions(options);
+    this.o = options as unknown as Values;
+  }
+
+  /** This master's id in grants: its protocol address. */
+  get id(): string {
+    return this.holderId;
   }
 
   private tick(): void {
     const m = this.master;
     if (!m || this.stopping) return;
     this.run(m.tick(this.env.clock.nowMs()));
+    const newest = (this.storage as StorageTranslator).store.logConfig;
+    if (newest !== this.linkedConfig) {
+      this.linkedConfig = newest;
+      this.linkMembers(newest);
+    }
     // The holder's log keeps what its slowest voter still needs; elsewhere the window alone rules.
     this.storage?.store.retainFrom(m.holder?.neededFrom() ?? asRev(Number.MAX_SAFE_INTEGER));
   }
@@ -219,8 +340,8 @@ export class ReplicateTranslator extends Translator {
   /** A brick request, to the local brick or over the wire; an answer goes back to the engine. */
   private send(to: string, reqId: number, req: BrickRequest): void {
     const child = this.bricks.get(to);
-    // A brick a config entry added that this master's volfile has no subvolume for yet (DESIGN
-    // §8: the volfile is rewritten when the config commits): unreachable, like a dead brick.
+    // A brick a config entry added whose link is still opening (linkMembers), or whose master's
+    // address the config does not hold: unreachable, like a dead brick.
     if (child === undefined) return;
     const ctx: FopContext = { deadlineMs: this.env.clock.nowMs() + (this.locks as LocksTranslator).leaseDurationMs };
     const answer = (reply: BrickReply): void => {
@@ -468,6 +589,8 @@ export class ReplicateTranslator extends Translator {
       waitingReads: this.readWaiters.size,
       forwarded: this.forwarded,
       snapshotHeals: this.snapshots.dump(),
+      runLinks: [...this.runLinks.keys()].map((id) => ({ brick: this.brickPaths.get(id), address: this.brickAddresses.get(id) })),
+      lastLinkError: this.lastLinkError ?? null,
       lastStepDown: this.lastStepDown ?? null,
     };
   }
@@ -482,6 +605,9 @@ export class ReplicateTranslator extends Translator {
     for (const [, w] of this.readWaiters) w.reject(coordError('closed', 'the volume is shutting down'));
     this.readWaiters.clear();
     await super.fini();
+    // Run-time links are this translator's own children in all but name: it tears them down.
+    await Promise.all([...this.runLinks.values()].map((l) => l.fini().catch(() => undefined)));
+    this.runLinks.clear();
   }
 }
 
@@ -511,6 +637,8 @@ function resultOf<T extends keyof ResultOf>(type: T, r: WriteResult): ResultOf[T
 
 export const replicateClass: TranslatorClass = {
   type: 'cluster/replicate',
+  // The replication engine, the session table and deadlines belong to the process (DESIGN §8).
+  carried: true,
   options,
   subvolumes: { min: 1, max: 7 },
   create: (spec) => new ReplicateTranslator(spec),

@@ -1,11 +1,15 @@
 // debug/io-stats: counts every fop that passes through it, with errors and latency percentiles
-// (GlusterFS's io-stats). Placed at several points of a graph, `profile` shows each layer.
+// (GlusterFS's io-stats). Placed at several points of a graph, `profile` shows each layer. Not
+// carried by a graph switch: an edit of its options (or of the stack) builds a new one, whose
+// counts start from zero.
 import { latencySamplesMax } from '../../src/common/limits.js';
 import type { FopArgs, FopContext, FopName, FopResult, FopStats, ProfileEntry } from '../fops.js';
-import type { OptionSchema } from '../options.js';
+import type { OptionSchema, OptionValues } from '../options.js';
 import { Translator, type TranslatorClass, type TranslatorSpec } from '../translator.js';
 
-const options = {} as const satisfies OptionSchema;
+const options = {
+  'latency-measurement': { type: 'bool', default: true, description: 'time every fop (off: counts and errors only, latencies 0)' },
+} as const satisfies OptionSchema;
 const UNCOUNTED = new Set<FopName>(['status', 'statedump', 'profile']);
 
 /** Counts and a ring of recent latencies for one fop. */
@@ -39,9 +43,13 @@ const round = (ms: number): number => Math.round(ms * 1000) / 1000;
 
 export class IoStatsTranslator extends Translator {
   private readonly counters = new Map<FopName, FopCounter>();
+  private readonly now: () => number;
 
   constructor(spec: TranslatorSpec) {
     super(spec);
+    // Built outside a volfile (connect()'s client graph) it has no options: timed, the default.
+    const timed = (spec.options as Partial<OptionValues<typeof options>>)['latency-measurement'] !== false;
+    this.now = timed ? () => performance.now() : () => 0;
     this.handlers.profile = async (ctx) => {
       const below = await Promise.all(this.children.map((c) => c.call('profile', ctx, {})));
       return [this.profile(), ...below.flat()];
@@ -53,18 +61,22 @@ export class IoStatsTranslator extends Translator {
     let c = this.counters.get(fop);
     if (!c) this.counters.set(fop, (c = new FopCounter()));
     const counter = c;
-    const t0 = performance.now();
+    // Counted for a graph switch in the reaction it has anyway (not super.call's own).
+    const settled = this.countFop();
+    const t0 = this.now();
     let p: Promise<FopResult<F>>;
     try {
-      p = super.call(fop, ctx, args);
+      p = this.dispatch(fop, ctx, args);
     } catch (e) {
-      counter.record(performance.now() - t0, true);
+      counter.record(this.now() - t0, true);
+      settled?.();
       return Promise.reject(e);
     }
     return p.then(
-      (r) => (counter.record(performance.now() - t0, false), r),
+      (r) => (counter.record(this.now() - t0, false), settled?.(), r),
       (e: unknown) => {
-        counter.record(performance.now() - t0, true);
+        counter.record(this.now() - t0, true);
+        settled?.();
         throw e;
       },
     );

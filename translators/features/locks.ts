@@ -255,6 +255,9 @@ export class LocksTranslator extends Translator {
 export const locksClass: TranslatorClass = {
   type: 'features/locks',
   options,
+  // The lease and the acceptor's state: a graph switch keeps them. lease-ms is refused live (the
+  // default reconfigure): the holder and the brick must agree on the lease for the whole epoch.
+  carried: true,
   subvolumes: { min: 1, max: 1 },
   create: (spec) => new LocksTranslator(spec),
 };

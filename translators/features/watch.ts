@@ -469,6 +469,8 @@ function snapshotMovedError(brick: string, cursor: number, s: number): CoordErro
 export const watchClass: TranslatorClass = {
   type: 'features/watch',
   options,
+  // Its watch streams survive a graph switch. Every option change is refused live.
+  carried: true,
   subvolumes: { min: 1, max: 1 },
   create: (spec) => new WatchTranslator(spec),
 };

@@ -48,8 +48,8 @@ import { coordError, type CoordError } from '../../src/common/errors.js';
 import { clientPendingRequestsMax, connectionRequestsMax, watchBacklogBytesMax } from '../../src/common/limits.js';
 import type { Random } from '../../src/common/random.js';
 import {
-  BRICK_FOPS, CLIENT_FOPS, Connection, formatAddress, fromWireError, NONCE_BYTES, parseAddress, parseAddressList, READ_FOPS,
-  type Address, type AppMessage, type BrickFop, type ClientFop, type WireFop,
+  BRICK_FOPS, CLIENT_FOPS, Connection, formatAddress, fromWireError, MEMBERS_STREAM, NONCE_BYTES, parseAddress, parseAddressList, READ_FOPS,
+  type Address, type MembersPush, type AppMessage, type BrickFop, type ClientFop, type WireFop,
 } from '../../src/wire/index.js';
 import { decodeAppendResult, decodeFetchResult, decodeLockResult, decodeProbeResult } from '../../replication/validate-brick.js';
 import { decodeSnapshotChunkResult } from './snapshot-args.js';
@@ -73,6 +73,11 @@ const options = {
   'ping-timeout-ms': { type: 'time', min: 1, max: 3_600_000, default: 3_000, description: 'a connection whose ping is not answered within this is dropped' },
   'reconnect-min-ms': { type: 'time', min: 1, max: 600_000, default: 50, description: 'first pause before reconnecting' },
   'reconnect-max-ms': { type: 'time', min: 1, max: 600_000, default: 2_000, description: 'longest pause between reconnects (the pause doubles up to it)' },
+  'follow-members': {
+    type: 'bool',
+    default: false,
+    description: "try the masters a master pushes (the volume's members) instead of the remote list; off for a link to one brick",
+  },
   'resend-writes': {
     type: 'bool',
     default: true,
@@ -222,7 +227,9 @@ const DEFINITIVE = new Set(['auth-failed', 'wrong-volume', 'protocol-error']);
 export class ProtocolClientTranslator extends Translator implements LinkHandler {
   private readonly pushHandlers = new Map<number, (body: unknown) => void>();
   private readonly o: Values;
-  private readonly servers: readonly Address[];
+  /** The servers tried in turn: the volfile's, until a master pushes the volume's masters (DESIGN §8). */
+  private servers: readonly Address[];
+  private readonly membersListeners = new Set<(m: MembersPush) => void>();
   private readonly random: Random;
   private secret: Uint8Array | undefined;
   private tls: ConnectionOptions | undefined;
@@ -267,6 +274,8 @@ export class ProtocolClientTranslator extends Translator implements LinkHandler 
     const remote = this.o.remote;
     if (remote === undefined) throw coordError('volfile-invalid', `volume ${this.name}: protocol/client needs option remote (host:port …)`);
     this.servers = parseAddressList(remote, `volume ${this.name}: option remote`, 'volfile-invalid');
+    // A link to one brick's master must stay on it: only a client of the volume follows the members.
+    if (this.o['follow-members']) this.pushHandlers.set(MEMBERS_STREAM, (body) => this.membersPushed(body));
     this.random = deps.random ?? Math.random;
     for (const op of CLIENT_FOPS) this.handlers[op] = ((ctx: FopContext, args: FopArgs<typeof op>) => this.request(op, ctx, args)) as never;
     for (const op of BRICK_FOPS) this.handlers[op] = ((ctx: FopContext, args: FopArgs<typeof op>) => this.brickRequest(op, ctx, args)) as never;
@@ -489,6 +498,40 @@ export class ProtocolClientTranslator extends Translator implements LinkHandler 
    * stream nobody listens to is dropped; a broken connection ends every stream (its owner
    * resumes it on the next one, from what it has seen).
    */
+  /** Calls `f` with each masters list a master pushes (a plain peer rewrites its client volfile from it). */
+  onMembers(f: (m: MembersPush) => void): () => void {
+    this.membersListeners.add(f);
+    return () => void this.membersListeners.delete(f);
+  }
+
+  /** The servers this client tries now (host:port). */
+  get serverList(): readonly string[] {
+    return this.servers.map(formatAddress);
+  }
+
+  /**
+   * A master's list of the volume's masters: tried from now on, the server in use kept at its
+   * place. A list that does not parse, is empty, or names another volume is ignored.
+   */
+  private membersPushed(body: unknown): void {
+    const b = body as Partial<MembersPush> | null;
+    if (typeof b !== 'object' || b === null || !Array.isArray(b.masters) || b.masters.length === 0 || typeof b.volumeId !== 'string' || typeof b.rev !== 'number') return;
+    if (this.volumeIdV !== undefined && b.volumeId !== this.volumeIdV) return;
+    let list: Address[];
+    try {
+      list = b.masters.map((m) => parseAddress(String(m), 'pushed masters'));
+    } catch {
+      return;
+    }
+    const current = this.servers[this.currentServer];
+    const at = current === undefined ? -1 : list.findIndex((a) => formatAddress(a) === formatAddress(current));
+    this.servers = list;
+    this.currentServer = Math.max(0, at);
+    this.nextServer = (this.currentServer + 1) % list.length;
+    const m: MembersPush = { volumeId: b.volumeId, rev: b.rev, masters: list.map(formatAddress) };
+    for (const f of this.membersListeners) f(m);
+  }
+
   onPush(stream: number, handler: (body: unknown) => void): () => void {
     this.pushHandlers.set(stream, handler);
     return () => void this.pushHandlers.delete(stream);

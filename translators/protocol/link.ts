@@ -64,6 +64,11 @@ export class Link {
     return this.closedV;
   }
 
+  /** The handshake is done and the connection not closed: app messages may be sent. */
+  get isOpen(): boolean {
+    return this.conn.state === 'open';
+  }
+
   /** Sends a request or response; throws if it cannot be encoded (nothing is sent then). */
   send(msg: AppMessage): void {
     this.apply(this.conn.send(msg));

@@ -13,6 +13,7 @@ import { checkAppendArgs, checkFetchArgs, checkLockArgs, checkProbeArgs, copyEnt
 import { ORIGIN_FOPS, type AppendArgs, type Compare, type FopArgs, type FopName, type Origin, type TxnOp } from '../fops.js';
 import { checkWireUnwatch, checkWireWatch } from '../features/watch-args.js';
 import { checkSnapshotChunkArgs } from './snapshot-args.js';
+import { checkPeerJoinArgs } from './mgmt.js';
 import type { StreamOp, StreamRequest } from '../features/watch-streams.js';
 
 type Obj = Readonly<Record<string, unknown>>;
@@ -109,7 +110,15 @@ export function checkRequest(op: string, args: unknown): CheckedRequest {
       return { op, args: { rev: args.rev } };
     case 'configChange':
       checkConfigChangeArgs(args);
-      return { op, args: args.op === 'quorum-count' ? { op: args.op, count: args.count } : { op: args.op, brick: args.brick } };
+      return {
+        op,
+        args:
+          args.op === 'quorum-count'
+            ? { op: args.op, count: args.count }
+            : args.op === 'add-learner' && args.master !== undefined
+              ? { op: args.op, brick: args.brick, master: args.master }
+              : { op: args.op, brick: args.brick },
+      };
     case 'sessionOpen':
       checkSessionOpenArgs(args);
       return { op, args: pick(args, ['ttlMs', 'nonce', 'owner', 'client']) };
@@ -117,10 +126,13 @@ export function checkRequest(op: string, args: unknown): CheckedRequest {
     case 'sessionClose':
       checkSessionIdArgs(args, op);
       return { op, args: { id: args.id } };
+    case 'peerJoin':
+      return { op, args: checkPeerJoinArgs(args) };
     case 'status':
     case 'statedump':
     case 'profile':
     case 'sessions':
+    case 'peerInfo':
       if (args !== undefined && (typeof args !== 'object' || args === null || Array.isArray(args))) {
         throw coordError('invalid-argument', `${op} takes an object`);
       }

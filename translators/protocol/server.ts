@@ -19,7 +19,9 @@ import type { FopContext } from '../fops.js';
 import type { OptionSchema, OptionValues } from '../options.js';
 import { Translator, type TranslatorClass, type TranslatorSpec } from '../translator.js';
 import { Link, type LinkHandler } from './link.js';
+import { MEMBERS_STREAM, type MembersPush } from '../../src/wire/messages.js';
 import { checkOrigin, checkRequest, checkStreamRequest } from './requests.js';
+import type { Management } from './mgmt.js';
 import { isStreamOp, WatchStreams } from '../features/watch-streams.js';
 import { loadSecretFile } from './secret.js';
 
@@ -70,10 +72,25 @@ export class ProtocolServerTranslator extends Translator implements LinkHandler 
   /** The cluster secret's file (absolute): clients on this host read it to connect. */
   readonly secretFile: string;
 
+  /** The daemon's answers to management ops (DESIGN §8); none in a graph no daemon owns. */
+  private management: Management | undefined;
+
   constructor(spec: TranslatorSpec) {
     super(spec);
     this.o = spec.options as unknown as Values;
     this.secretFile = resolve(this.env.baseDir, this.o['secret-file']);
+    this.handlers.peerInfo = () => this.managed().peerInfo();
+    this.handlers.peerJoin = (_ctx, a) => this.managed().peerJoin(a);
+  }
+
+  /** Installs the daemon that answers `peerInfo` and `peerJoin` on this listener. */
+  setManagement(m: Management | undefined): void {
+    this.management = m;
+  }
+
+  private managed(): Management {
+    if (!this.management) throw coordError('invalid-argument', `${this.name} serves no daemon: peerInfo and peerJoin go to a daemon started by \`coordvol start\``);
+    return this.management;
   }
 
   /** The address it listens on (with the real port when `listen` asked for port 0). */
@@ -159,8 +176,20 @@ export class ProtocolServerTranslator extends Translator implements LinkHandler 
   }
 
   // LinkHandler: what a connection's state machine reports.
-  opened(): void {
+  opened(link: Link): void {
     this.stats.opened++;
+    if (this.members) link.send({ type: 'push', stream: MEMBERS_STREAM, body: this.members });
+  }
+
+  /** The masters list pushed to every connection (DESIGN §8); the daemon sets it when membership commits. */
+  private members: MembersPush | undefined;
+
+  /** Pushes the volume's masters to every open connection, and to each one that opens later. */
+  pushMembers(m: MembersPush): void {
+    this.members = m;
+    for (const c of this.clients.values()) {
+      if (c.link.isOpen) c.link.send({ type: 'push', stream: MEMBERS_STREAM, body: m });
+    }
   }
 
   closed(link: Link, why: CoordError): void {
@@ -316,6 +345,9 @@ export class ProtocolServerTranslator extends Translator implements LinkHandler 
 export const protocolServerClass: TranslatorClass = {
   type: 'protocol/server',
   options,
+  // The listener and its connections survive a graph switch; relinked, it winds new requests to
+  // the new graph. listen, secret-file and the rest are refused live (restart the master).
+  carried: true,
   subvolumes: { min: 1, max: 1 },
   create: (spec) => new ProtocolServerTranslator(spec),
 };

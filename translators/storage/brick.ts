@@ -9,7 +9,7 @@ import type { StateView } from '../../replication/state-view.js';
 import type { BrickStore, BrickStoreOptions } from '../../store/index.js';
 import type { VolumeConfig } from '../../store/types.js';
 import type { BrickStatus, FopContext, GetArgs, ReadOptions } from '../fops.js';
-import type { OptionSchema } from '../options.js';
+import type { OptionSchema, RawOptionValue } from '../options.js';
 import { Translator, type TranslatorSpec } from '../translator.js';
 
 /** Options that define the volume's initial config (entry (0, 1)) and this brick's place in it. */
@@ -18,17 +18,31 @@ export const brickIdentityOptions = {
   brick: { type: 'string', description: 'this brick as host:path (default: localhost:<directory>)' },
   'volume-bricks': { type: 'string', description: 'every brick of the volume, host:path separated by spaces (default: this brick alone)' },
   'quorum-count': { type: 'int', min: 0, max: 7, default: 0, description: 'votes needed to commit (0: a majority of the bricks)' },
+  join: {
+    type: 'bool',
+    default: false,
+    description: "the brick joins the volume after its start (peer probe --as-master): created with the volume's initial config though not one of its bricks; a config entry adds it as a learner",
+  },
   'log-retain-revs': { type: 'int', min: 1, max: 10_000_000, default: 10_000, description: 'log entries kept behind the commit point for heals' },
   'log-pin-revs': { type: 'int', min: 1, max: logPinRevsMax, default: logPinRevsMax, description: 'how far behind the commit point a lagging voter may hold the log; beyond it the voter gets a snapshot heal' },
   'checkpoint-entries': { type: 'int', min: 1, max: 1_000_000, default: 4096, description: 'committed entries held in memory before a checkpoint writes them to the tables' },
   'read-wait-ms': { type: 'time', min: 0, max: 600_000, default: 5_000, description: 'how long a read waits for the brick to reach its minRev' },
 } as const satisfies OptionSchema;
 
+/**
+ * The identity options a graph switch lets change without touching the running brick: they only
+ * say what entry (0, 1) is when the brick is created; after that the brick list and quorum live
+ * in the log. A master writes the committed config back into them (DESIGN §8), and the
+ * membership guard refuses an operator's edit of them before it gets here.
+ */
+const IDENTITY_LIVE_KEYS: readonly string[] = ['volume-name', 'brick', 'volume-bricks', 'quorum-count'];
+
 export interface BrickIdentityValues {
   readonly 'volume-name': string;
   readonly brick?: string;
   readonly 'volume-bricks'?: string;
   readonly 'quorum-count': number;
+  readonly join: boolean;
   readonly 'log-retain-revs': number;
   readonly 'log-pin-revs': number;
   readonly 'checkpoint-entries': number;
@@ -36,8 +50,8 @@ export interface BrickIdentityValues {
 }
 
 /** The BrickStore options the identity options set (storage/lmdb and storage/memory alike). */
-export function brickStoreOptionsOf(o: BrickIdentityValues): BrickStoreOptions {
-  return { logRetainRevs: o['log-retain-revs'], logPinRevs: o['log-pin-revs'], checkpointEntries: o['checkpoint-entries'] };
+export function brickStoreOptionsOf(o: BrickIdentityValues): BrickStoreOptions & { readonly joining: boolean } {
+  return { logRetainRevs: o['log-retain-revs'], logPinRevs: o['log-pin-revs'], checkpointEntries: o['checkpoint-entries'], joining: o.join };
 }
 
 export function volumeConfigOf(o: BrickIdentityValues, defaultBrick: string): { config: VolumeConfig; brick: string } {
@@ -76,8 +90,23 @@ export abstract class StorageTranslator extends Translator {
     return this.storeV;
   }
 
-  protected setStore(s: BrickStore): void {
+  protected setStore(s: BrickStore, initial: VolumeConfig, brick: string): void {
     this.storeV = s;
+    this.initialV = { config: initial, brick };
+  }
+
+  private initialV: { readonly config: VolumeConfig; readonly brick: string } | undefined;
+
+  /** The volume's initial config (entry (0, 1)) as the volfile gives it: the volume id is its hash. */
+  get initialConfig(): VolumeConfig {
+    if (!this.initialV) throw coordError('closed', `brick ${this.name} is not open`);
+    return this.initialV.config;
+  }
+
+  /** This brick as host:path, the name configs give it. */
+  get brickName(): string {
+    if (!this.initialV) throw coordError('closed', `brick ${this.name} is not open`);
+    return this.initialV.brick;
   }
 
   /** features/locks calls this after every durable write, to wake reads waiting for a rev. */
@@ -163,6 +192,12 @@ export abstract class StorageTranslator extends Translator {
   }
 
   protected abstract brickPath(): string;
+
+  /** Identity options are taken (and change nothing); every other option is refused live. */
+  override reconfigure(options: Readonly<Record<string, RawOptionValue>>): void {
+    this.refuseOptions(options, IDENTITY_LIVE_KEYS);
+    this.adoptOptions(options);
+  }
 
   override dump(): Readonly<Record<string, unknown>> {
     return this.storeV ? { ...this.storeV.stats(), readsWaiting: this.commitWaiters.size } : { open: false };

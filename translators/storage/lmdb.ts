@@ -42,25 +42,37 @@ export class LmdbStorage extends StorageTranslator {
   override async init(): Promise<void> {
     const { config, brick } = volumeConfigOf(this.o, `${hostname()}:${this.dir}`);
     const marker = createdMarkerOf(this.dir);
+    const replicated = config.bricks.length > 1 || this.o.join;
     const refuseCreate =
-      config.bricks.length > 1 && existsSync(marker)
+      replicated && existsSync(marker)
         ? `brick ${brick} was created before (${marker}), but its store in ${this.dir} is missing or empty. A brick that lost its store rejoins only as a new learner (DESIGN §4): ` +
           `from another master, \`coordvol volume reconfigure remove ${brick}\`; then delete ${marker}, start this master again, \`coordvol volume reconfigure add-learner ${brick}\`, and \`promote\` it once healed`
         : undefined;
     const store = await openLmdbBrick({ dir: this.dir, fsync: this.o.fsync, config, brick, create: true, ...(refuseCreate === undefined ? {} : { refuseCreate }), ...brickStoreOptionsOf(this.o) });
-    this.setStore(store);
-    if (config.bricks.length > 1 && !existsSync(marker)) writeFileSync(marker, `${JSON.stringify({ volumeId: store.identity.volumeId, brickId: store.identity.brickId, brick })}\n`);
+    this.setStore(store, config, brick);
+    if (replicated && !existsSync(marker)) writeFileSync(marker, `${JSON.stringify({ volumeId: store.identity.volumeId, brickId: store.identity.brickId, brick })}\n`);
     await super.init();
   }
 
   protected brickPath(): string {
     return this.dir;
   }
+
+  /** The brick's directory (absolute). */
+  get brickDirectory(): string {
+    return this.dir;
+  }
+
+  get fsyncOn(): boolean {
+    return this.o.fsync;
+  }
 }
 
 export const lmdbStorageClass: TranslatorClass = {
   type: 'storage/lmdb',
   options,
+  // The brick's store: a graph switch keeps it open. Every option change is refused live.
+  carried: true,
   subvolumes: { min: 0, max: 0 },
   create: (spec) => new LmdbStorage(spec),
 };

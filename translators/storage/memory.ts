@@ -20,7 +20,7 @@ export class MemoryStorage extends StorageTranslator {
 
   override async init(): Promise<void> {
     const { config, brick } = volumeConfigOf(this.o, `memory:/${this.name}`);
-    this.setStore(await openMemoryBrick({ config, brick, create: true, ...brickStoreOptionsOf(this.o) }));
+    this.setStore(await openMemoryBrick({ config, brick, create: true, ...brickStoreOptionsOf(this.o) }), config, brick);
     await super.init();
   }
 
@@ -32,6 +32,8 @@ export class MemoryStorage extends StorageTranslator {
 export const memoryStorageClass: TranslatorClass = {
   type: 'storage/memory',
   options,
+  // The brick's store: a graph switch keeps it (and so its contents). Every option change is refused live.
+  carried: true,
   subvolumes: { min: 0, max: 0 },
   create: (spec) => new MemoryStorage(spec),
 };
