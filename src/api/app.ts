@@ -12,6 +12,7 @@ import { kvRoutes } from './routes-kv.js';
 import { peerRoutes } from './routes-peers.js';
 import { sessionRoutes, type SessionFops } from './routes-sessions.js';
 import { volumeRoutes } from './routes-volume.js';
+import { volumeInfoRoutes } from './routes-volumes.js';
 import { watchRoutes } from './routes-watch.js';
 
 export interface ApiOptions {
@@ -88,5 +89,6 @@ export function buildApi(opts: ApiOptions): FastifyInstance {
   void app.register(watchRoutes, { volume: opts.volume });
   void app.register(sessionRoutes, { volume: opts.volume, ...(opts.sessions ? { sessions: opts.sessions } : {}) });
   void app.register(peerRoutes, { volume: opts.volume });
+  void app.register(volumeInfoRoutes, { volume: opts.volume });
   return app;
 }

@@ -30,6 +30,11 @@ const STATUS: Readonly<Record<ErrorCode, number>> = {
   // A probe of a daemon that holds data or belongs to a volume already.
   'already-configured': 409,
   'already-member': 409,
+  // Volume info: a name or brick taken, a status that forbids the command, a record that kept changing.
+  'already-exists': 409,
+  'brick-in-use': 409,
+  'illegal-transition': 409,
+  'conflict': 409,
   'unauthorized': 401,
   'timeout': 504,
   'unavailable': 503,

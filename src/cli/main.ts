@@ -11,6 +11,7 @@ import { registerPeerProbe } from './peer-probe.js';
 import { registerSession } from './session.js';
 import { registerStart } from './start.js';
 import { registerVolume } from './volume.js';
+import { registerVolumeInfo } from './volume-info.js';
 import { registerWatch } from './watch.js';
 
 const program = new Command();
@@ -30,7 +31,7 @@ registerSession(program);
 registerLock(program);
 registerInspect(program);
 registerCluster(program);
-registerVolume(program);
+registerVolumeInfo(registerVolume(program));
 registerPeerProbe(registerPeer(program));
 
 program.parseAsync(process.argv).catch((e: unknown) => {

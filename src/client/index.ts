@@ -4,6 +4,7 @@ export { connect, type ConnectOptions, type RemoteVolume } from './remote.js';
 export type { Volume, ReadOpts, RangeOpts, PutOpts } from './volume.js';
 export type { Session, SessionOpts } from './session.js';
 export type { Watcher, WatchEvent, WatchMessage, WatchOpts } from './watch.js';
+export { watchVolumes, type VolumeWatcher, type VolumeInfoEvent, type VolumeInfo, type VolumeInfoStatus, type VolumeType, type SkippedVolume } from './volume-watch.js';
 export { json, msgpack, text } from './codec.js';
 export { op, compare, TxnBuilder, type CompareValue } from './txn-builder.js';
 export { lock, LOCKS_PREFIX, type Lock, type LockOpts } from './recipes/lock.js';

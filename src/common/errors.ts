@@ -41,6 +41,11 @@ export const ERROR_CODES = [
   'learner-behind', // a promotion of a learner that has not kept up with the holder for a heartbeat interval: retry
   'already-configured', // a probed daemon that holds data or other members, or serves another volume: it is not discarded
   'already-member', // a probe of a daemon that already belongs to this volume (or a brick already a member)
+  // Volume info of the storage cluster (src/mgmt/volume-info.ts): a txn's compare that lost.
+  'already-exists', // a volume create naming a volume that exists
+  'brick-in-use', // a volume create naming a brick that another volume has
+  'illegal-transition', // a volume command its volume's status does not allow (created → started ↔ stopped → deleted)
+  'conflict', // a read-modify-write whose record kept changing under it for every attempt: run it again
   'internal',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
