@@ -3,33 +3,29 @@
 // the management ops a probe sends (peerInfo, peerJoin), the liveness key in the cluster map,
 // the volfile rewrite after a membership change commits, and the switch from a fresh single-brick
 // master to a member of another volume when a probe makes it join.
-import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { membersOf } from '../../replication/config.js';
+import { join, resolve } from 'node:path';
 import { ReplicateTranslator } from '../../translators/cluster/replicate.js';
-import { LocksTranslator } from '../../translators/features/locks.js';
 import type { FopArgs, FopContext, FopName, FopResult, PeerInfo, PeerJoinArgs, PeerJoinResult } from '../../translators/fops.js';
 import { ProtocolClientTranslator } from '../../translators/protocol/client.js';
 import type { Management } from '../../translators/protocol/mgmt.js';
 import { ProtocolServerTranslator } from '../../translators/protocol/server.js';
-import { createdMarkerOf } from '../../translators/storage/lmdb.js';
 import { StorageTranslator } from '../../translators/storage/brick.js';
 import { LmdbStorage } from '../../translators/storage/lmdb.js';
+import type { VolumeConfig } from '../../store/types.js';
 import type { Graph, Translator } from '../../translators/index.js';
 import { coordError } from '../common/errors.js';
 import { formatAddress } from '../wire/address.js';
 import { FopVolume, type Volume } from '../client/volume.js';
-import { PEERS_PREFIX } from '../mgmt/cluster-map.js';
 import { daemonUuid } from '../mgmt/daemon-uuid.js';
 import { DEFAULT_LIVENESS_TTL_MS, keepAlive, type LivenessEvent, type LivenessKeeper } from '../mgmt/liveness.js';
 import { startMaster, VOLFILE_NAME, type Master, type MasterOptions } from './master.js';
-import { clientVolfile, masterVolfile, withRemote } from './volfiles.js';
+import { CLIENT_VOLFILE_NAME, writeAtomically, writeJoinFiles, type JoinPlan } from './join.js';
+import { peerInfoOf } from './peer-info.js';
+import { withRemote } from './volfiles.js';
 import { withMembership } from './volfile-members.js';
 import { watchVolfile, type VolfileWatcher } from './volfile-watch.js';
-
-/** A plain peer's volfile in its data directory: the masters it reaches the volume through. */
-export const CLIENT_VOLFILE_NAME = 'coordvol-client.vol';
 
 export type DaemonEvent =
   | { readonly kind: 'volfile-rewritten'; readonly file: string; readonly rev: number }
@@ -49,14 +45,12 @@ export interface DaemonOptions extends MasterOptions {
   readonly onEvent?: (e: DaemonEvent) => void;
 }
 
-/** Keys under this prefix are the cluster map, which a fresh daemon keeps of itself: not data. */
-const CLUSTER_PREFIX = '/cluster/';
-
 export class Daemon implements Management {
   private master: Master | undefined;
   private keeper: LivenessKeeper | undefined;
   private rewriteTimer: NodeJS.Timeout | undefined;
-  private lastRewritten: unknown;
+  /** The committed config last written into the volfile (and pushed to clients). */
+  private lastRewritten: VolumeConfig | undefined;
   private joining: Promise<void> | undefined;
   private offMembers: (() => void) | undefined;
   private watcher: VolfileWatcher | undefined;
@@ -101,11 +95,6 @@ export class Daemon implements Management {
 
   get role(): 'master' | 'peer' {
     return this.find(StorageTranslator) ? 'master' : 'peer';
-  }
-
-  /** Resolves once a join the daemon agreed to has finished (or at once). */
-  whenSettled(): Promise<void> {
-    return this.joining ?? Promise.resolve();
   }
 
   private find<T extends Translator>(cls: abstract new (...a: never[]) => T): T | undefined {
@@ -232,53 +221,8 @@ export class Daemon implements Management {
 
   async peerInfo(): Promise<PeerInfo> {
     const server = this.find(ProtocolServerTranslator);
-    if (!server) throw coordError('closed', 'the daemon is not serving');
-    const address = formatAddress(server.address);
-    const base = { uuid: this.uuid, hostname: hostname(), address };
-    const storage = this.find(StorageTranslator);
-    if (!storage) {
-      const client = this.find(ProtocolClientTranslator);
-      return { ...base, role: 'peer', volumeId: client?.volumeId ?? '', volumeName: '', members: 0, keys: 0, configured: true, why: 'it is a plain peer of a volume already' };
-    }
-    const store = storage.store;
-    const members = membersOf(store.logConfig).length;
-    let cluster = 0;
-    let peersOther = 0;
-    for (const { key } of store.scan({ start: CLUSTER_PREFIX, end: CLUSTER_PREFIX.slice(0, -1) + '0' }, store.commitRev)) {
-      cluster++;
-      if (key.startsWith(PEERS_PREFIX) && key !== PEERS_PREFIX + this.uuid) peersOther++;
-    }
-    const keys = store.countKeys() - cluster;
-    const replicate = this.find(ReplicateTranslator);
-    const locks = this.find(LocksTranslator);
-    const newest = replicate?.memberMasters(true).masters ?? [];
-    const joined = store.config.bricks.length > 1 || storage.initialConfig.bricks.join() !== storage.brickName || newest.length !== 1;
-    const why = [
-      ...(keys > 0 ? [`it holds ${keys} key${keys === 1 ? '' : 's'}`] : []),
-      ...(members > 1 || joined ? [`its volume has ${members} member${members === 1 ? '' : 's'}`] : []),
-      ...(peersOther > 0 ? [`its cluster map lists ${peersOther} other peer${peersOther === 1 ? '' : 's'}`] : []),
-    ];
-    return {
-      ...base,
-      role: 'master',
-      volumeId: store.identity.volumeId,
-      volumeName: store.identity.volumeName,
-      brick: storage.brickName,
-      members,
-      keys,
-      configured: why.length > 0,
-      ...(why.length > 0 ? { why: why.join(', ') } : {}),
-      ...(locks
-        ? {
-            join: {
-              initial: storage.initialConfig,
-              leaseMs: locks.leaseDurationMs,
-              // This master is reached where it listens, whatever its holder-id says.
-              masters: newest.flatMap((m) => (m.brick === storage.brickName ? [{ brick: m.brick, address }] : m.address === undefined ? [] : [{ brick: m.brick, address: m.address }])),
-            },
-          }
-        : {}),
-    };
+    if (!server || !this.master) throw coordError('closed', 'the daemon is not serving');
+    return peerInfoOf(this.master.graph, { uuid: this.uuid, hostname: hostname(), address: formatAddress(server.address) });
   }
 
   /**
@@ -293,13 +237,15 @@ export class Daemon implements Management {
     const storage = this.find(LmdbStorage);
     const server = this.find(ProtocolServerTranslator);
     if (!storage || !server) throw coordError('already-configured', 'this daemon serves no fresh brick on disk');
-    const plan = {
+    const plan: JoinPlan = {
       args,
       address: info.address,
       brick: storage.brickName,
       brickDir: storage.brickDirectory,
       secretFile: server.secretFile,
       fsync: storage.fsyncOn,
+      volfile: this.o.volfile ?? join(this.dir, VOLFILE_NAME),
+      clientVolfile: this.clientVolfilePath,
     };
     this.joining = new Promise<void>((resolve) => setTimeout(resolve, 50)).then(() =>
       this.rejoin(plan).catch((error: unknown) => this.o.onEvent?.({ kind: 'error', what: 'join', error })),
@@ -307,33 +253,10 @@ export class Daemon implements Management {
     return { uuid: this.uuid, address: info.address, ...(args.role === 'master' ? { brick: plan.brick } : {}) };
   }
 
-  private async rejoin(p: { args: PeerJoinArgs; address: string; brick: string; brickDir: string; secretFile: string; fsync: boolean }): Promise<void> {
+  private async rejoin(p: JoinPlan): Promise<void> {
     await this.stopGraph();
     try {
-      // The fresh brick is discarded: its keys were the daemon's own cluster-map records only.
-      rmSync(p.brickDir, { recursive: true, force: true });
-      rmSync(createdMarkerOf(p.brickDir), { force: true });
-      writeAtomically(p.secretFile, `${p.args.secret.trim()}\n`, 0o600);
-      const volfile = this.o.volfile ?? join(this.dir, VOLFILE_NAME);
-      const others = p.args.masters.filter((m) => m.brick !== p.brick).map((m) => ({ listen: m.address, brick: m.brick }));
-      if (p.args.role === 'master') {
-        const text = masterVolfile({
-          volumeName: p.args.initial.volumeName,
-          initialBricks: p.args.initial.bricks,
-          initialQuorumCount: p.args.initial.quorumCount,
-          self: { listen: p.address, brick: p.brick },
-          others,
-          brickDir: p.brickDir,
-          secretFile: p.secretFile,
-          fsync: p.fsync,
-          leaseMs: p.args.leaseMs,
-          join: true,
-        });
-        writeAtomically(volfile, text, 0o644);
-      } else {
-        writeAtomically(this.clientVolfilePath, clientVolfile({ masters: others.map((m) => m.listen), listen: p.address, secretFile: p.secretFile, volumeId: p.args.volumeId }), 0o644);
-        if (existsSync(volfile)) renameSync(volfile, `${volfile}.discarded`);
-      }
+      writeJoinFiles(p);
       await this.startGraph();
       this.o.onEvent?.({ kind: 'joined', role: p.args.role, volumeId: p.args.volumeId });
     } finally {
@@ -363,11 +286,4 @@ export class Daemon implements Management {
     await this.joining;
     await this.stopGraph();
   }
-}
-
-/** Writes a file whole or not at all (a crash leaves the old one): write aside, fsync, rename. */
-export function writeAtomically(path: string, text: string, mode: number): void {
-  const tmp = join(dirname(path), `.${Date.now()}.${process.pid}.tmp`);
-  writeFileSync(tmp, text, { mode, flush: true });
-  renameSync(tmp, path);
 }
