@@ -20,10 +20,9 @@ import {
 } from '../../src/mgmt/cluster-map.js';
 import { daemonUuid } from '../../src/mgmt/daemon-uuid.js';
 import { keepAlive, type LivenessEvent, type LivenessKeeper } from '../../src/mgmt/liveness.js';
-import { refusal, startNetMaster, type NetMaster } from './helpers.js';
+import { cliAgainst, refusal, startNetMaster, type NetMaster } from './helpers.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const MAIN = join(ROOT, 'src/cli/main.ts');
 const TTL = 2_000;
 /** Polling and scheduling slack on top of DESIGN §5's bound. */
 const SLACK_MS = 300;
@@ -302,17 +301,5 @@ setInterval(() => undefined, 60_000); // until killed
   });
 }
 
-/** Runs the CLI against the master (spawned, never spawnSync: the master runs in this process). */
-function cli(args: readonly string[]): Promise<{ status: number | null; out: string; err: string }> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, COORDVOL_SERVER: net.server, COORDVOL_SECRET_FILE: join(net.dir, 'secret') },
-  });
-  net.children.push(proc);
-  let out = '';
-  let err = '';
-  proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  proc.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-  return new Promise((ok) => proc.on('exit', (status) => ok({ status, out, err })));
-}
+/** The CLI against this file's master. */
+const cli = (args: readonly string[]): ReturnType<typeof cliAgainst> => cliAgainst(net, args);

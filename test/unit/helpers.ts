@@ -1,9 +1,10 @@
 // Shared test helpers.
-import type { ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { connect, type RemoteVolume, type Watcher, type WatchEvent } from '../../src/client/index.js';
 import type { SessionInfo } from '../../translators/fops.js';
 import { isCoordError } from '../../src/common/errors.js';
@@ -87,4 +88,25 @@ export function consumeWatch(w: Watcher, line: (rev: number, e: WatchEvent) => s
     }
   })().catch((e: unknown) => (out.error = e));
   return out;
+}
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const MAIN = join(ROOT, 'src/cli/main.ts');
+
+/**
+ * Runs the CLI against a NetMaster (spawned, never spawnSync: the master runs in this process),
+ * its child registered for the master's close() to kill.
+ */
+export function cliAgainst(net: NetMaster, args: readonly string[]): Promise<{ status: number | null; out: string; err: string }> {
+  const proc = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, COORDVOL_SERVER: net.server, COORDVOL_SECRET_FILE: join(net.dir, 'secret') },
+  });
+  net.children.push(proc);
+  let out = '';
+  let err = '';
+  proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+  return new Promise((ok) => proc.on('exit', (status) => ok({ status, out, err })));
 }

@@ -4,9 +4,6 @@
 // the loser's error is typed; a daemon-style watcher of /volumes/ sees every change in order,
 // also after a resync; `volume info` as GlusterFS prints it; /v1/volumes.
 // One single-brick master on loopback (fsync off, 10 ms lease); the CLI runs as child processes.
-import { spawn } from 'node:child_process';
-import { join, dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApi } from '../../src/api/app.js';
 import { watchVolumes, type Volume, type VolumeInfoEvent, type VolumeWatcher, type Watcher, type WatchMessage } from '../../src/client/index.js';
@@ -17,10 +14,8 @@ import {
   parseBrick, setVolumeOption, startVolume, stopVolume, type VolumeInfo,
 } from '../../src/mgmt/volume-info.js';
 import type { KeyValue } from '../../translators/fops.js';
-import { refusal, startNetMaster, type NetMaster } from './helpers.js';
+import { cliAgainst, refusal, startNetMaster, type NetMaster } from './helpers.js';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const MAIN = join(ROOT, 'src/cli/main.ts');
 
 let net: NetMaster;
 let vol: Volume;
@@ -284,20 +279,8 @@ describe('watchVolumes', () => {
   });
 });
 
-/** Runs the CLI against the master (spawned, never spawnSync: the master runs in this process). */
-function cli(args: readonly string[]): Promise<{ status: number | null; out: string; err: string }> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, COORDVOL_SERVER: net.server, COORDVOL_SECRET_FILE: join(net.dir, 'secret') },
-  });
-  net.children.push(proc);
-  let out = '';
-  let err = '';
-  proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  proc.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-  return new Promise((ok) => proc.on('exit', (status) => ok({ status, out, err })));
-}
+/** The CLI against this file's master. */
+const cli = (args: readonly string[]): ReturnType<typeof cliAgainst> => cliAgainst(net, args);
 
 describe('the CLI', () => {
   it('two CLIs racing to create a volume (or to take a brick): exactly one wins, the loser gets a typed error', async () => {
