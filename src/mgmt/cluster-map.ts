@@ -17,6 +17,7 @@ import type { Volume } from '../client/volume.js';
 import type { KeyValue } from '../../translators/fops.js';
 import { parseAddress } from '../wire/address.js';
 import { isUuid } from './daemon-uuid.js';
+import { parseJsonValue, type SkippedRecord } from './json-record.js';
 
 export const PEERS_PREFIX = '/cluster/peers/';
 export const ALIVE_PREFIX = '/cluster/alive/';
@@ -52,10 +53,7 @@ export type PeerView = PeerRecord & {
 };
 
 /** A key under /cluster/peers/ or /cluster/alive/ whose value is not a valid record. */
-export interface SkippedRecord {
-  readonly key: string;
-  readonly reason: string;
-}
+export type { SkippedRecord };
 
 export interface ClusterMap {
   /** The rev both prefixes were read at. */
@@ -75,7 +73,6 @@ export const aliveKey = (uuid: string): string => ALIVE_PREFIX + uuid;
 
 const HOSTNAME_CHARS_MAX = 255;
 const BRICK_CHARS_MAX = 4096;
-const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 type Fields = Record<string, unknown>;
 
@@ -142,15 +139,10 @@ export function aliveOf(r: AliveRecord): AliveRecord {
 function decode<T>(kv: KeyValue, prefix: string, problem: (o: unknown, uuid: string) => string | undefined): { ok: T } | { bad: string } {
   const uuid = kv.key.slice(prefix.length);
   if (!isUuid(uuid)) return { bad: 'the key does not end in a lowercase UUID' };
-  if (kv.value === undefined) return { bad: 'no value' };
-  let o: unknown;
-  try {
-    o = JSON.parse(utf8.decode(kv.value));
-  } catch {
-    return { bad: 'not JSON' };
-  }
-  const why = problem(o, uuid);
-  return why === undefined ? { ok: o as T } : { bad: why };
+  const parsed = parseJsonValue(kv.value);
+  if ('bad' in parsed) return parsed;
+  const why = problem(parsed.ok, uuid);
+  return why === undefined ? { ok: parsed.ok as T } : { bad: why };
 }
 
 /** Writes (or overwrites) a peer record. */

@@ -25,6 +25,7 @@ import { readAll } from '../client/watch.js';
 import { op } from '../client/txn-builder.js';
 import type { Compare, KeyValue, TxnOp, TxnResult } from '../../translators/fops.js';
 import { isUuid } from './daemon-uuid.js';
+import { parseJsonValue, type SkippedRecord } from './json-record.js';
 
 export const VOLUMES_PREFIX = '/volumes/';
 /** The brick index. `_` starts no volume name, so it never clashes with one. */
@@ -67,10 +68,7 @@ export interface VolumeChange {
 }
 
 /** A key under /volumes/ named like an info key whose value is not a valid record. */
-export interface SkippedVolume {
-  readonly key: string;
-  readonly reason: string;
-}
+export type SkippedVolume = SkippedRecord;
 
 export interface VolumeList {
   /** The rev the whole prefix was read at. */
@@ -271,21 +269,15 @@ export function volumeInfoOf(r: VolumeInfo): VolumeInfo {
   };
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** Decodes a stored info key: the record, or the reason it is not one. */
 export function decodeVolumeInfo(kv: KeyValue): { ok: VolumeInfo } | { bad: string } {
   const name = INFO_KEY_RE.exec(kv.key)?.[1];
   if (name === undefined || !isVolumeName(name)) return { bad: 'the key is not /volumes/<volume name>/info' };
-  if (kv.value === undefined) return { bad: 'no value' };
-  let o: unknown;
-  try {
-    o = JSON.parse(utf8.decode(kv.value));
-  } catch {
-    return { bad: 'not JSON' };
-  }
-  const why = volumeInfoProblem(o, name);
-  return why === undefined ? { ok: volumeInfoOf(o as VolumeInfo) } : { bad: why };
+  const parsed = parseJsonValue(kv.value);
+  if ('bad' in parsed) return parsed;
+  const why = volumeInfoProblem(parsed.ok, name);
+  return why === undefined ? { ok: volumeInfoOf(parsed.ok as VolumeInfo) } : { bad: why };
 }
 
 function decodeOrThrow(kv: KeyValue): VolumeInfo {
