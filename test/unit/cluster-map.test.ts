@@ -20,7 +20,7 @@ import {
 } from '../../src/mgmt/cluster-map.js';
 import { daemonUuid } from '../../src/mgmt/daemon-uuid.js';
 import { keepAlive, type LivenessEvent, type LivenessKeeper } from '../../src/mgmt/liveness.js';
-import { cliAgainst, refusal, startNetMaster, type NetMaster } from './helpers.js';
+import { cliAgainst, firstJsonLine, refusal, startNetMaster, type NetMaster } from './helpers.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const TTL = 2_000;
@@ -285,20 +285,7 @@ setInterval(() => undefined, 60_000); // until killed
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   net.children.push(child);
-  return new Promise((ok, fail) => {
-    let out = '';
-    let err = '';
-    const timer = setTimeout(() => fail(new Error(`peer keeper did not register: ${err}`)), 15_000);
-    child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-    child.stdout?.on('data', (d: Buffer) => {
-      out += d.toString();
-      const nl = out.indexOf('\n');
-      if (nl < 0) return;
-      clearTimeout(timer);
-      ok({ child, session: (JSON.parse(out.slice(0, nl)) as { session: number }).session });
-    });
-    child.on('exit', (code) => fail(new Error(`peer keeper exited ${code}: ${err}`)));
-  });
+  return firstJsonLine<{ session: number }>(child, 'peer keeper', 15_000).then(({ session }) => ({ child, session }));
 }
 
 /** The CLI against this file's master. */

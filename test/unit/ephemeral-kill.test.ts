@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RemoteVolume, type WatchMessage } from '../../src/client/index.js';
 import { startMaster } from '../../src/daemon/master.js';
-import { refusal, serverPort, startNetMaster, type NetMaster } from './helpers.js';
+import { firstJsonLine, refusal, serverPort, startNetMaster, type NetMaster } from './helpers.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const CLIENT = join(ROOT, 'test/unit/fixtures/session-client.ts');
@@ -33,21 +33,7 @@ function startClient(prefix: string, count: number): Promise<{ child: ChildProce
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   net.children.push(child);
-  return new Promise((resolveStart, reject) => {
-    let out = '';
-    let err = '';
-    const timer = setTimeout(() => reject(new Error(`session client did not start: ${err}`)), 20_000);
-    child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-    child.stdout?.on('data', (d: Buffer) => {
-      out += d.toString();
-      const nl = out.indexOf('\n');
-      if (nl < 0) return;
-      clearTimeout(timer);
-      const { session, rev } = JSON.parse(out.slice(0, nl)) as { session: number; rev: number };
-      resolveStart({ child, session, rev });
-    });
-    child.on('exit', (code) => reject(new Error(`session client exited ${code}: ${err}`)));
-  });
+  return firstJsonLine<{ session: number; rev: number }>(child, 'session client', 20_000).then(({ session, rev }) => ({ child, session, rev }));
 }
 
 describe('ephemeral keys of a killed client', () => {

@@ -110,3 +110,21 @@ export function cliAgainst(net: NetMaster, args: readonly string[]): Promise<{ s
   proc.stderr?.on('data', (d: Buffer) => (err += d.toString()));
   return new Promise((ok) => proc.on('exit', (status) => ok({ status, out, err })));
 }
+
+/** Resolves with a child's first line of stdout as JSON; rejects if it exits or stays silent for `timeoutMs`. */
+export function firstJsonLine<T>(child: ChildProcess, what: string, timeoutMs: number): Promise<T> {
+  return new Promise((ok, fail) => {
+    let out = '';
+    let err = '';
+    const timer = setTimeout(() => fail(new Error(`${what} did not start: ${err}`)), timeoutMs);
+    child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+    child.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+      const nl = out.indexOf('\n');
+      if (nl < 0) return;
+      clearTimeout(timer);
+      ok(JSON.parse(out.slice(0, nl)) as T);
+    });
+    child.on('exit', (code) => fail(new Error(`${what} exited ${code}: ${err}`)));
+  });
+}
