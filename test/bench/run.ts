@@ -6,12 +6,13 @@
 //   npm run bench -- compare --workloads w3,w5,w6 [--sessions 1000,10000] …   watches and sessions (issue 4, coord-workloads.ts)
 //   npm run bench -- compare --members 3 --workloads w1,w2,w4 …              three members each: W1/W2 and W4 failover
 //                                                                        (workloads-failover.ts), its own section (bench:replicated)
+//   npm run bench -- bootstrap [--keys N] [--quick] [--write]               peer probe --as-master of two daemons into a volume holding data (bootstrap.ts)
 import { readFileSync, writeFileSync } from 'node:fs';
 import { machine, replaceSection } from './machine.js';
 import { runSingleBrick, type WorkloadResult } from './single-brick.js';
 
 const argv = process.argv.slice(2);
-const command = argv[0] === 'compare' || argv[0] === 'single' ? argv[0] : 'single';
+const command = argv[0] === 'compare' || argv[0] === 'single' || argv[0] === 'bootstrap' ? argv[0] : 'single';
 const args = argv[0] === command ? argv.slice(1) : argv;
 const flag = (name: string): boolean => args.includes(name);
 const value = (name: string, dflt: number): number => {
@@ -62,7 +63,7 @@ async function main(): Promise<void> {
   }
 }
 
-(command === 'compare' ? import('./compare.js').then((m) => m.runCompare(args)) : main()).catch((e: unknown) => {
+(command === 'compare' ? import('./compare.js').then((m) => m.runCompare(args)) : command === 'bootstrap' ? import('./bootstrap.js').then((m) => m.runBootstrapBench(args)) : main()).catch((e: unknown) => {
   process.stderr.write(`bench failed: ${e instanceof Error ? e.stack : String(e)}\n`);
   process.exitCode = 1;
 });
