@@ -3,10 +3,12 @@
 // the refusals that change nothing: a daemon holding data, the same daemon twice, a wrong
 // secret, malformed peerJoin arguments off the wire. The real-process scenario with kills and
 // restarts is test/cluster/bootstrap.test.ts.
-import { readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { connect, type RemoteVolume } from '../../src/client/index.js';
 import { Daemon } from '../../src/daemon/daemon.js';
@@ -14,7 +16,10 @@ import { listPeers } from '../../src/mgmt/cluster-map.js';
 import { detach, probe } from '../../src/mgmt/probe.js';
 import { checkPeerJoinArgs } from '../../translators/protocol/mgmt.js';
 import { freePort, until, type Cleanup } from './fixtures/local-volume.js';
-import { refusal } from './helpers.js';
+import { firstJsonLine, refusal } from './helpers.js';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const MAIN = join(ROOT, 'src/cli/main.ts');
 
 const cleanup: Cleanup = [];
 afterAll(async () => {
@@ -114,6 +119,51 @@ describe('peer probe in one process', () => {
     expect((await listPeers(c1)).map((x) => x.address).sort()).toEqual([n1.address, n2.address].sort());
     expect((await refusal(detach(c1, '127.0.0.1:1', { force: false, untilMs: Date.now() + 1_000 }))).code).toBe('not-found');
   }, 60_000);
+
+  it('starts a plain peer with `coordvol start --join`: it serves the volume and registers itself', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'coordvol-join-'));
+    cleanup.push(() => rm(root, { recursive: true, force: true }));
+    const m = await startNode(root, 'm');
+    const c = await client(m);
+    const listen = `127.0.0.1:${await freePort()}`;
+    const peerDir = join(root, 'p');
+    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'start', '--dir', peerDir, '--listen', listen, '--no-http', '--join', m.address, '--secret-file', join(m.dir, 'secret'), '--liveness-ttl', '2000', '--json'], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    cleanup.push(async () => void child.kill('SIGKILL'));
+    const summary = await firstJsonLine<{ role: string; listen: string; volumeId: string }>(child, 'the plain peer', 20_000);
+    expect(summary.role).toBe('peer');
+    expect(summary.listen).toBe(listen);
+    expect(summary.volumeId).toBe((await c.peerInfo()).volumeId);
+    expect(readFileSync(join(peerDir, 'coordvol-client.vol'), 'utf8')).toContain(`option remote ${m.address}`);
+    // Through the peer with the cluster secret it was given; and it is in the map, Connected.
+    const viaPeer = await connect({ servers: [listen], secret: m.secret, timeoutMs: 5_000, exactlyOnce: false });
+    cleanup.push(() => viaPeer.close());
+    await viaPeer.put('/via-peer', 'yes');
+    expect(Buffer.from((await c.get('/via-peer')).kv?.value ?? []).toString()).toBe('yes');
+    await until(async () => (await listPeers(c)).some((x) => x.address === listen && x.role === 'peer' && x.state === 'Connected'), () => 'the peer in the map', 10_000, 50);
+    // Its client volfile is watched like a master's: an edit of the stack switches its graph. (Its
+    // `remote` line is the masters' to keep: they push the list, the peer writes it back.)
+    const clientVolfile = join(peerDir, 'coordvol-client.vol');
+    const names = async (): Promise<string[]> => (await viaPeer.statedump()).map((d) => d.name);
+    expect(await names()).not.toContain('coordvol-extra');
+    await until(async () => {
+      const text = readFileSync(clientVolfile, 'utf8');
+      if (!text.includes('coordvol-extra')) {
+        writeFileSync(
+          clientVolfile,
+          text
+            .replace('volume coordvol-server\n', 'volume coordvol-extra\n    type debug/io-stats\n    subvolumes coordvol\nend-volume\n\nvolume coordvol-server\n')
+            .replace(/(volume coordvol-server[\s\S]*?)subvolumes coordvol\n/, '$1subvolumes coordvol-extra\n'),
+        );
+      }
+      return (await names()).includes('coordvol-extra');
+    }, () => 'the plain peer to switch to its edited client volfile', 15_000, 500);
+    await viaPeer.put('/via-peer', 'after the switch');
+    expect(Buffer.from((await c.get('/via-peer')).kv?.value ?? []).toString()).toBe('after the switch');
+    child.kill('SIGKILL');
+  }, 40_000);
 
   it('refuses malformed peerJoin arguments with typed errors, off the wire too', async () => {
     const good = { role: 'master', secret: 's', volumeId: 'a'.repeat(32), initial: { volumeName: 'v', bricks: ['h:/b'], quorumCount: 1 }, masters: [{ brick: 'h:/b', address: 'h:1' }], leaseMs: 500 };
